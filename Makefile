@@ -1,0 +1,33 @@
+# The only commands a newcomer needs: `make demo` and `make test`.
+# `make setup` creates .venv when missing and installs torch, the core, every bundled
+# plugin (editable) and the test tools; it does nothing when nothing changed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check --quiet
+TORCH := torch==2.14.1 torchvision==0.29.1
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[test,plots]' $(foreach p,$(PLUGINS),-e $(p))
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) examples/demo.py
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info plugins/*/*.egg-info

@@ -1,0 +1,70 @@
+"""``list``, ``info`` and ``plugins``: what the registry holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..factory import list_models, list_plugins, model_info
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("list", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'resnet*'")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("info", help="describe a model, or a weights file's metadata")
+    p.add_argument("name", help="a model name or a .safetensors file")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("plugins", help="list plugins, their versions, hooks and what they provided")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plugins)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def cmd_list(args) -> int:
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no model matches {args.pattern!r}")
+        return 0
+    rows = [["name", "family", "params", "plugin"]]
+    for name in names:
+        info = model_info(name)
+        rows.append([name, info["family"], f"{info['params']:,}", f"{info['distribution'] or info['plugin']} {info['version']}"])
+    print(_table(rows))
+    return 0
+
+
+def cmd_info(args) -> int:
+    if args.name.endswith(".safetensors") or Path(args.name).is_file():
+        from ..weights import read_metadata
+
+        info = read_metadata(args.name)
+    else:
+        info = model_info(args.name)
+        info["gflops"] = round(info["gflops"], 3)
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    records = list_plugins()
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    for r in records:
+        print(f"{r['name']}  {r['distribution']} {r['version']}  [{r['status']}]  {r['entry_point']}")
+        if r["error"]:
+            print(f"    error: {r['error']}")
+        if r["hooks"]:
+            print(f"    hooks: {', '.join(r['hooks'])}")
+        for kind, names in r["provided"].items():
+            print(f"    {kind}s: {', '.join(names)}")
+        for note in r["overrides"]:
+            print(f"    overrides: {note}")
+    return 0

@@ -1,0 +1,90 @@
+"""The plugin contract: every hook a plugin may implement.
+
+Each hook receives one argument, ``register``, a callback bound to the calling plugin,
+so that every entry is stamped with the plugin (distribution, version, entry point)
+that gave it. A plugin hands over data through ``register`` and nothing else.
+
+Names are global per kind: a second registration of a name, by any plugin, is a
+``DuplicateNameError`` naming both plugins, unless the later one passes
+``override=True``; an override is shown by ``registry-core plugins``. A plugin that
+raises inside a hook, or whose registrations clash, is marked broken and contributes
+nothing; the rest of the registry keeps working.
+
+Hooks may gain keyword arguments in later versions (an implementation may accept only
+the ones it uses), but never lose or rename one.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "registry_core"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_stems(register):
+    """Contribute stems.
+
+    Called once, when the registry first loads. Call ``register(name, cls, *,
+    override=False)`` for each stem, where ``cls`` is a ``registry_core.Stem``
+    subclass built as ``cls(in_chans, **options)``.
+    """
+
+
+@hookspec
+def register_blocks(register):
+    """Contribute blocks.
+
+    Called once, when the registry first loads. Call ``register(name, cls, *,
+    override=False)`` for each block, where ``cls`` is a ``registry_core.Block``
+    subclass built as ``cls(in_channels, out_channels, stride=1, **options)``. A
+    registered block can be put into any model with ``create(model, block=name)``.
+    """
+
+
+@hookspec
+def register_heads(register):
+    """Contribute heads.
+
+    Called once, when the registry first loads. Call ``register(name, cls, *,
+    override=False)`` for each head, where ``cls`` is a ``registry_core.Head``
+    subclass built as ``cls(in_features, num_classes, **options)``.
+    """
+
+
+@hookspec
+def register_models(register):
+    """Contribute models.
+
+    Called once, when the registry first loads. Call ``register(name, spec, *,
+    override=False)``, where ``spec`` is a ``registry_core.ModelSpec`` or a function
+    returning one. The function's keyword parameters are the options users may
+    override at ``create(name, **options)``; any other option is rejected with a
+    ``ValueError`` naming it.
+    """
+
+
+@hookspec
+def register_converters(register):
+    """Contribute weight converters.
+
+    Called once, when the registry first loads. Call ``register(converter, *,
+    override=False)`` with a ``registry_core.Converter``: pure functions mapping a
+    state dict between another library's layout (``converter.source``, such as
+    ``"torchvision"`` or ``"timm"``) and ours for one model. Converters do no I/O;
+    the core reads, writes and verifies. The registry key is ``source/model``.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Contribute datasets for the trainer.
+
+    Called once, when the registry first loads. Call ``register(name, factory, *,
+    override=False)``, where ``factory`` is a ``registry_core.DatasetFactory``
+    whose ``load(root, **options)`` returns train and validation splits; see
+    ``docs/training.md``.
+    """
