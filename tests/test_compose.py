@@ -1,0 +1,139 @@
+"""Composition: spec -> model, the model's interface, and create-time overrides."""
+
+import pytest
+import torch
+
+import registry_core
+from registry_core import AuxLogits, InvalidOverrideError, SpecError, UnknownComponentError, classification_loss
+
+from components import make_plugin
+
+
+@pytest.fixture
+def tiny_registry(fresh_host):
+    fresh_host(make_plugin())
+    return fresh_host.host
+
+
+def test_stages_wire_channels_and_reductions(tiny_registry):
+    model = registry_core.create("tiny")
+    assert [(f["channels"], f["reduction"]) for f in model.feature_info] == [(16, 2), (32, 4)]
+    assert model.stages[0][0].in_channels == 8 and model.stages[1][0].in_channels == 16
+    assert [b.stride for b in model.stages[1]] == [2]
+    y = model(torch.randn(2, 3, 32, 32))
+    assert y.shape == (2, 4)
+
+
+def test_forward_is_features_then_head(tiny_registry):
+    model = registry_core.create("tiny").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert features.shape == (2, 32, 8, 8)
+        assert torch.equal(model.forward_head(features), model(x))
+        assert model.forward_head(features, pre_logits=True).shape == (2, 32)
+
+
+def test_features_only_returns_each_stage(tiny_registry):
+    model = registry_core.create("tiny", features_only=True)
+    maps = model(torch.randn(1, 3, 32, 32))
+    assert [m.shape[1] for m in maps] == [f["channels"] for f in model.feature_info]
+    assert [32 // m.shape[-1] for m in maps] == [f["reduction"] for f in model.feature_info]
+    assert model.head is None and model.create_kwargs["features_only"] is True
+    with pytest.raises(SpecError):
+        model.reset_classifier(3)
+
+
+def test_num_classes_and_in_chans_overrides(tiny_registry):
+    model = registry_core.create("tiny", num_classes=7, in_chans=1)
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 7)
+    assert model.meta.input_size == (1, 32, 32) and len(model.meta.mean) == 1
+    assert model.create_kwargs == {"num_classes": 7, "in_chans": 1}
+
+
+def test_reset_classifier_changes_logits_and_zero_gives_features(tiny_registry):
+    model = registry_core.create("tiny")
+    model.reset_classifier(9)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 9)
+    model.reset_classifier(0)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, model.num_features)
+
+
+def test_block_swap_replaces_every_block_and_keeps_shapes(tiny_registry):
+    model = registry_core.create("tiny", block="other_block")
+    blocks = [b for stage in model.stages for b in stage]
+    assert blocks and all(type(b).__name__ == "OtherBlock" for b in blocks)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+
+
+def test_block_swap_to_unknown_block_suggests(tiny_registry):
+    with pytest.raises(UnknownComponentError, match="did you mean 'other_block'"):
+        registry_core.create("tiny", block="other_blok")
+
+
+def test_swapped_block_rejecting_an_option_names_the_parameter(tiny_registry):
+    with pytest.raises(InvalidOverrideError) as excinfo:
+        registry_core.create("tiny", expand=2, block="other_block")
+    assert excinfo.value.parameter == "block" and "expand" in str(excinfo.value)
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_model_options_are_the_builders_keywords(tiny_registry):
+    model = registry_core.create("tiny", width=4, expand=2)
+    assert model.feature_info[-1]["channels"] == 8
+    assert model.stages[0][0].conv.out_channels == 8
+    with pytest.raises(InvalidOverrideError, match="depth_multiplier.*width"):
+        registry_core.create("tiny", depth_multiplier=2)
+
+
+def test_mixed_stage_cannot_take_one_block(tiny_registry):
+    assert registry_core.create("tiny_mixed")(torch.randn(1, 3, 32, 32)).shape == (1, 4)
+    with pytest.raises(InvalidOverrideError, match="^block"):
+        registry_core.create("tiny_mixed", block="tiny_block")
+
+
+def test_stem_and_head_swaps(tiny_registry):
+    model = registry_core.create("tiny", head="mlp")
+    assert type(model.head).__name__ == "MLPHead"
+    with pytest.raises(UnknownComponentError):
+        registry_core.create("tiny", stem="nope")
+
+
+def test_aux_heads_in_training_and_eval(tiny_registry):
+    model = registry_core.create("tiny_aux", num_classes=5)
+    x, target = torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 4])
+    out = model.train()(x)
+    assert isinstance(out, AuxLogits) and out.weights == (0.3,)
+    assert out.logits.shape == (3, 5) and out.aux[0].shape == (3, 5)
+    loss = classification_loss(out, target)
+    expected = torch.nn.functional.cross_entropy(out.logits, target) + 0.3 * torch.nn.functional.cross_entropy(out.aux[0], target)
+    assert torch.allclose(loss, expected)
+    assert model.eval()(x).shape == (3, 5)
+    model.reset_classifier(2)
+    assert model.train()(x).aux[0].shape == (3, 2)
+
+
+def test_bad_overrides_are_value_errors(tiny_registry):
+    with pytest.raises(InvalidOverrideError, match="in_chans"):
+        registry_core.create("tiny", in_chans=0)
+    with pytest.raises(InvalidOverrideError, match="num_classes"):
+        registry_core.create("tiny", num_classes=-1)
+
+
+def test_spec_validation():
+    from registry_core import Component, ModelSpec, StageSpec, AuxHeadSpec
+
+    with pytest.raises(SpecError):
+        ModelSpec(Component("s"), (), Component("h"))
+    with pytest.raises(SpecError, match="no stage named"):
+        ModelSpec(Component("s"), (StageSpec("b", 1, 8),), Component("h"), aux_heads=(AuxHeadSpec("h", "missing", 0.3),))
+    with pytest.raises(SpecError):
+        StageSpec("b", depth=0, out_channels=8).expand()
+
+
+def test_model_info_counts_params_without_building_weights(tiny_registry):
+    info = registry_core.model_info("tiny")
+    real = registry_core.create("tiny")
+    assert info["params"] == sum(p.numel() for p in real.parameters())
+    assert info["gflops"] > 0 and info["family"] == "tiny" and info["plugin"] == "test-plugin"
+    assert info["input_size"] == (3, 32, 32) and info["num_classes"] == 4

@@ -1,0 +1,224 @@
+"""The registry and plugin loading: provenance, duplicates, overrides, broken plugins,
+and discovery of a real (temporary) distribution through its entry point."""
+
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import registry_core
+from registry_core import (
+    BrokenPluginError,
+    DuplicateNameError,
+    PluginWarning,
+    UnknownModelError,
+    hookimpl,
+)
+from registry_core.plugins import PluginHost
+from registry_core.registry import Entry, Provenance, Registry
+
+from components import TinyBlock, as_plugin, make_plugin, tiny
+
+
+def models_plugin(**models):
+    @hookimpl
+    def register_models(register):
+        for name, spec in models.items():
+            register(name, spec)
+
+    return as_plugin(register_models=register_models)
+
+
+def test_entries_carry_provenance(fresh_host):
+    record = fresh_host(make_plugin(), "tiny-plugin")
+    entry = fresh_host.host.registry.get("block", "tiny_block")
+    assert entry.provenance.plugin == "tiny-plugin" and entry.obj is TinyBlock
+    assert record.status == "ok" and record.provided["model"] == ["tiny", "tiny_aux", "tiny_mixed"]
+    assert record.hooks == ["register_blocks", "register_models", "register_stems"]
+
+
+def test_duplicate_name_breaks_the_later_plugin_and_names_both(fresh_host):
+    fresh_host(models_plugin(alpha=tiny), "first")
+    with pytest.warns(PluginWarning, match="second"):
+        record = fresh_host(models_plugin(alpha=tiny, beta=tiny), "second")
+    assert record.status == "broken"
+    assert "first" in record.error and "second" in record.error and "DuplicateNameError" in record.error
+    # the first plugin keeps its name; the broken one contributes nothing
+    assert fresh_host.host.registry.get("model", "alpha").provenance.plugin == "first"
+    with pytest.raises(BrokenPluginError, match="second"):
+        registry_core.create("beta")
+
+
+def test_registry_duplicate_error_directly():
+    registry = Registry()
+    registry.add_all([Entry("model", "m", tiny, Provenance("a"))])
+    with pytest.raises(DuplicateNameError, match="a.*b"):
+        registry.add_all([Entry("model", "m", tiny, Provenance("b"))])
+    with pytest.raises(DuplicateNameError, match="twice"):
+        registry.add_all([Entry("model", "n", tiny, Provenance("c"))] * 2)
+
+
+@pytest.mark.parametrize("override_first", [False, True])
+def test_explicit_override_wins_in_either_order_and_is_shown(fresh_host, override_first):
+    def replacement(width: int = 4):
+        return tiny(width=width)
+
+    @hookimpl
+    def register_models(register):
+        register("alpha", replacement, override=True)
+
+    overriding = as_plugin(register_models=register_models)
+    fresh_host(make_plugin(), "components")
+    order = [(overriding, "overrider"), (models_plugin(alpha=tiny), "original")]
+    for plugin, name in order if override_first else order[::-1]:
+        fresh_host(plugin, name)
+    entry = fresh_host.host.registry.get("model", "alpha")
+    assert entry.obj is replacement and entry.overrides.plugin == "original"
+    assert fresh_host.host.records["overrider"].overrides == ["model alpha (from original)"]
+    assert registry_core.create("alpha").feature_info[-1]["channels"] == 8
+
+
+def test_plugin_raising_in_a_hook_is_broken_and_named(fresh_host):
+    @hookimpl
+    def register_models(register):
+        register("half_done", tiny)
+        raise RuntimeError("boom")
+
+    with pytest.warns(PluginWarning, match="raiser.*RuntimeError: boom"):
+        record = fresh_host(as_plugin(register_models=register_models), "raiser")
+    assert record.status == "broken" and "register_models" in record.error
+    with pytest.raises(BrokenPluginError, match="raiser.*boom"):
+        registry_core.create("half_done")
+    assert registry_core.list_models() == []  # nothing half-registered
+
+
+def test_misspelled_hook_is_reported_with_suggestion(fresh_host):
+    @hookimpl
+    def register_model(register):
+        register("x", tiny)
+
+    with pytest.warns(PluginWarning, match="register_model.*did you mean 'register_models'"):
+        record = fresh_host(as_plugin(register_model=register_model), "typo")
+    assert record.status == "broken"
+    assert "x" not in registry_core.list_models()
+
+
+def test_bad_registrations_are_broken_plugins(fresh_host):
+    @hookimpl
+    def register_blocks(register):
+        register("not_a_block", torch.nn.Conv2d)
+
+    with pytest.warns(PluginWarning, match="subclass of registry_core.Block"):
+        assert fresh_host(as_plugin(register_blocks=register_blocks), "bad").status == "broken"
+
+
+def test_unknown_model_suggests_close_matches(fresh_host):
+    fresh_host(make_plugin())
+    with pytest.raises(UnknownModelError) as excinfo:
+        registry_core.create("tinny")
+    assert excinfo.value.suggestions[0] == "tiny" and len(excinfo.value.suggestions) <= 3
+    assert isinstance(excinfo.value, LookupError)
+
+
+def test_list_models_pattern_is_sorted_fnmatch(fresh_host):
+    fresh_host(make_plugin())
+    assert registry_core.list_models("tiny_*") == ["tiny_aux", "tiny_mixed"]
+    assert registry_core.list_models() == ["tiny", "tiny_aux", "tiny_mixed"]
+
+
+def test_trace_writes_hook_calls(capsys):
+    host = PluginHost(trace=True)
+    host.add_plugin(make_plugin(), "traced")
+    err = capsys.readouterr().err
+    assert "register_models" in err and "traced" in err
+
+
+# --- discovery through a real distribution on sys.path --------------------------------
+
+def write_distribution(site, dist, module, body, entry_name, version="1.2.3"):
+    (site / f"{module}.py").write_text(textwrap.dedent(body))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[registry_core]\n{entry_name} = {module}\n")
+
+
+GOOD_PLUGIN = """
+    from torch import nn
+    from registry_core import Block, hookimpl
+
+    class HalvingBlock(Block):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride)
+            self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+
+        def forward(self, x):
+            return self.conv(x).relu()
+
+    @hookimpl
+    def register_blocks(register):
+        register("halving_block", HalvingBlock)
+"""
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    for name in [m for m in sys.modules if m.startswith("rc_test_")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def rediscover(monkeypatch):
+    from registry_core import plugins
+
+    monkeypatch.setattr(plugins, "_default", None)
+    return plugins.default_host
+
+
+def test_entry_point_plugin_is_discovered_and_its_block_usable(site, rediscover):
+    write_distribution(site, "rc-test-halving", "rc_test_halving", GOOD_PLUGIN, "halving")
+    host = rediscover()
+    record = host.records["halving"]
+    assert (record.status, record.distribution, record.version) == ("ok", "rc-test-halving", "1.2.3")
+    assert record.entry_point == "rc_test_halving"
+    entry = host.registry.get("block", "halving_block")
+    assert entry.provenance.distribution == "rc-test-halving"
+    model = registry_core.create("lenet5", block="halving_block")
+    assert type(model.stages[0][0]).__name__ == "HalvingBlock"
+    x = torch.randn(2, 1, 32, 32)
+    y = model(x)
+    y.sum().backward()
+    assert y.shape == (2, 10) and model.stages[0][0].conv.weight.grad is not None
+    names = [p["name"] for p in registry_core.list_plugins()]
+    assert "halving" in names and "lenet" in names
+
+
+def test_plugin_failing_at_import_is_listed_broken_and_rest_works(site, rediscover):
+    write_distribution(site, "rc-test-broken", "rc_test_broken", "raise ImportError('missing dependency foo')\n", "broken")
+    with pytest.warns(PluginWarning, match="rc-test-broken.*missing dependency foo"):
+        host = rediscover()
+    record = host.records["broken"]
+    assert record.status == "broken" and "failed to import rc_test_broken" in record.error
+    assert "lenet5" in registry_core.list_models()
+    with pytest.raises(UnknownModelError, match="broken plugins that may have provided it: broken"):
+        registry_core.create("some_model_from_broken")
+
+
+def test_plugins_env_var_restricts_loading(site, rediscover, monkeypatch):
+    write_distribution(site, "rc-test-halving", "rc_test_halving", GOOD_PLUGIN, "halving")
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "rc-test-halving")
+    host = rediscover()
+    assert host.records["halving"].status == "ok"
+    assert host.records["lenet"].status == "disabled"
+    assert registry_core.list_models() == []
+
+
+def test_installed_plugins_are_all_healthy():
+    """Every plugin installed in this environment loads: none is broken."""
+    broken = {p["name"]: p["error"] for p in registry_core.list_plugins() if p["status"] == "broken"}
+    assert not broken
