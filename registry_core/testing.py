@@ -35,6 +35,9 @@ def _resolve(kind: str, component: Any) -> type:
 
 
 def _check_backward(module: nn.Module, output: torch.Tensor, what: str) -> None:
+    if not any(p.requires_grad for p in module.parameters()):
+        return  # a parameter-free component (a pooling block) has nothing to train
+    _expect(output.requires_grad, f"{what}: output does not depend on its parameters")
     output.float().square().mean().backward()
     missing = [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
     _expect(not missing, f"{what}: no gradient reached {', '.join(missing[:5])}")

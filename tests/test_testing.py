@@ -61,3 +61,18 @@ def test_broken_components_are_caught(check, match):
 
 def test_conformance_error_is_an_assertion_error():
     assert issubclass(ConformanceError, AssertionError)
+
+
+class PoolBlock(Block):
+    def __init__(self, in_channels, out_channels, stride=2):
+        super().__init__(in_channels, out_channels, stride)
+        if in_channels != out_channels:
+            raise ValueError("a pooling block keeps the channel count")
+        self.pool = nn.MaxPool2d(stride)
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+def test_parameter_free_block_passes():
+    testing.check_block(PoolBlock, in_channels=8, out_channels=8, stride=2)
