@@ -1,0 +1,27 @@
+"""Hook implementations of the AlexNet plugin."""
+
+from registry_core import hookimpl
+
+from .blocks import AlexNetConvBlock, AlexNetStem
+from .convert import TORCHVISION
+from .models import ALEXNET
+
+
+@hookimpl
+def register_stems(register):
+    register("alexnet_stem", AlexNetStem)
+
+
+@hookimpl
+def register_blocks(register):
+    register("alexnet_conv", AlexNetConvBlock)
+
+
+@hookimpl
+def register_models(register):
+    register("alexnet", ALEXNET)
+
+
+@hookimpl
+def register_converters(register):
+    register(TORCHVISION)

@@ -1,0 +1,1 @@
+"""VGG (Simonyan & Zisserman, 2014) as a registry-core plugin."""

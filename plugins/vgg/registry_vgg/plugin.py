@@ -1,0 +1,29 @@
+"""Hook implementations of the VGG plugin."""
+
+from registry_core import hookimpl
+
+from .blocks import VGGConvBlock, VGGStem
+from .convert import converters
+from .models import MODELS
+
+
+@hookimpl
+def register_stems(register):
+    register("vgg_stem", VGGStem)
+
+
+@hookimpl
+def register_blocks(register):
+    register("vgg_conv", VGGConvBlock)
+
+
+@hookimpl
+def register_models(register):
+    for name, spec in MODELS.items():
+        register(name, spec)
+
+
+@hookimpl
+def register_converters(register):
+    for converter in converters():
+        register(converter)
