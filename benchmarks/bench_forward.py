@@ -43,7 +43,7 @@ def parse_args() -> argparse.Namespace:
 def build_pair(name: str) -> tuple[torch.nn.Module, torch.nn.Module, str]:
     """Our model and torchvision's, with equal weights when a converter allows it."""
     try:
-        converter = default_host().registry.get("converter", f"torchvision/{name}").obj
+        converter = registry_core.get_converter("torchvision", name)
     except UnknownComponentError:
         converter = None
     with warnings.catch_warnings():

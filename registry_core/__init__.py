@@ -18,6 +18,7 @@ from .errors import (
     PluginError,
     PluginWarning,
     RegistryCoreError,
+    ScaffoldError,
     SpecError,
     TrainingError,
     UnknownComponentError,
@@ -25,7 +26,16 @@ from .errors import (
     UnknownNameError,
     WeightsError,
 )
-from .factory import count_flops, create, list_models, list_plugins, model_info, model_spec
+from .factory import (
+    count_flops,
+    create,
+    get_converter,
+    list_converters,
+    list_models,
+    list_plugins,
+    model_info,
+    model_spec,
+)
 from .hookspecs import hookimpl
 from .interfaces import Block, Head, Stem
 from .plugins import reload_plugins
@@ -75,6 +85,7 @@ __all__ = [*_LAZY,
     "PluginError",
     "PluginWarning",
     "RegistryCoreError",
+    "ScaffoldError",
     "SpecError",
     "StageSpec",
     "Stem",
@@ -86,8 +97,10 @@ __all__ = [*_LAZY,
     "classification_loss",
     "count_flops",
     "create",
+    "get_converter",
     "hookimpl",
     "invert_prefixes",
+    "list_converters",
     "list_models",
     "list_plugins",
     "main_logits",

@@ -90,5 +90,9 @@ class TrainingError(RegistryCoreError):
     """Training options or state that cannot be used."""
 
 
+class ScaffoldError(RegistryCoreError, ValueError):
+    """A plugin skeleton that cannot be written: an unusable name or an occupied folder."""
+
+
 class PluginWarning(UserWarning):
     """Issued when a plugin is broken; the rest of the registry keeps working."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from dataclasses import replace
 from typing import Any
 
 import torch
 
 from .compose import ComposedModel, build
+from .converters import Converter
 from .errors import InvalidOverrideError, SpecError
 from .plugins import PluginHost, default_host
 from .spec import Component, ModelSpec
@@ -18,6 +20,16 @@ from .spec import Component, ModelSpec
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern``, sorted."""
     return default_host().registry.names("model", pattern)
+
+
+def get_converter(source: str, model: str) -> Converter:
+    """The registered converter between ``source``'s layout (e.g. "torchvision") and ours for ``model``."""
+    return default_host().registry.get("converter", f"{source}/{model}").obj
+
+
+def list_converters(pattern: str = "*") -> list[str]:
+    """Registered converter keys (``source/model``) matching ``pattern``, sorted."""
+    return default_host().registry.names("converter", pattern)
 
 
 def list_plugins() -> list[dict[str, Any]]:
@@ -52,7 +64,7 @@ def _keyword_options(fn) -> set[str]:
 def create(
     name: str,
     *,
-    weights: str | None = None,
+    weights: str | os.PathLike | None = None,
     pretrained: bool = False,
     num_classes: int | None = None,
     in_chans: int | None = None,
@@ -68,7 +80,18 @@ def create(
     applies to every stage); other keyword ``options`` are the model's own (for
     example ``groups`` for ResNeXt). ``weights`` is a safetensors file to load;
     ``pretrained=True`` loads ``<REGISTRY_CORE_HOME>/weights/<name>.safetensors``.
+    With weights, the model is built on the meta device and takes the file's tensors
+    as they are; options left unset follow the file (see ``docs/weights.md``).
     """
+    given = {"num_classes": num_classes, "in_chans": in_chans, "block": block, "stem": stem, "head": head}
+    create_kwargs = {**{k: v for k, v in given.items() if v is not None}, **options}
+    if features_only:
+        create_kwargs["features_only"] = True
+    if weights is not None or pretrained:
+        from .store import pretrained_path
+        from .weights import load_weights
+
+        return load_weights(name, weights if weights is not None else pretrained_path(name), **create_kwargs)
     host = default_host()
     spec = swap_components(model_spec(name, host, **options), block=block, stem=stem, head=head, host=host)
     swapped = frozenset(k for k, v in (("block", block), ("stem", stem), ("head", head)) if v is not None)
@@ -80,15 +103,8 @@ def create(
         features_only=features_only,
         swapped=swapped,
     )
-    given = {"num_classes": num_classes, "in_chans": in_chans, "block": block, "stem": stem, "head": head}
     model.model_name = name
-    model.create_kwargs = {**{k: v for k, v in given.items() if v is not None}, **options}
-    if features_only:
-        model.create_kwargs["features_only"] = True
-    if weights is not None or pretrained:
-        from .weights import load_into, pretrained_path
-
-        load_into(model, weights if weights is not None else pretrained_path(name))
+    model.create_kwargs = create_kwargs
     return model
 
 

@@ -203,9 +203,9 @@ def check_conversion(
     same keys. Returns the max abs difference."""
     from .compose import main_logits
     from .factory import create
-    from .plugins import default_host
+    from .factory import get_converter
 
-    converter = default_host().registry.get("converter", f"{source}/{model}").obj
+    converter = get_converter(source, model)
     original = {k: v.detach().clone() for k, v in source_model.state_dict().items()}
     ours = create(model, **{**converter.create_kwargs, **create_kwargs})
     ours.load_state_dict(converter.to_ours(dict(original)), strict=True)

@@ -52,7 +52,8 @@ def test_plugins_json_lists_every_plugin_with_hooks_and_provisions():
 def test_unknown_model_is_one_line_exit_2_no_traceback():
     result = run("info", "lenet6")
     assert result.returncode == 2
-    assert result.stderr.strip() == "registry-core: error: unknown model 'lenet6'; did you mean 'lenet5'?"
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("registry-core: error: unknown model 'lenet6'; did you mean 'lenet5'")
     assert "Traceback" not in result.stderr
 
 
@@ -70,3 +71,23 @@ def test_console_script_is_installed():
 def test_restricting_plugins_from_the_environment():
     result = run("list", env={"REGISTRY_CORE_PLUGINS": "registry-core"})
     assert result.returncode == 0 and "no model matches" in result.stdout
+
+
+def test_list_reports_an_unbuildable_model_and_lists_the_rest(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "rc_test_needs_missing.py").write_text(
+        "from registry_core import Component, ModelSpec, StageSpec, hookimpl\n"
+        "@hookimpl\n"
+        "def register_models(register):\n"
+        "    register('needs_missing', ModelSpec(Component('no_such_stem'), (StageSpec('no_such_block', 1, 8),), Component('classifier')))\n"
+    )
+    info = site / "rc_test_needs_missing-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rc-test-needs-missing\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[registry_core]\nneeds_missing = rc_test_needs_missing\n")
+    result = run("list", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert rows["needs_missing"][2] == "unavailable" and "lenet5" in rows
+    assert "needs_missing: unknown stem 'no_such_stem'" in result.stderr

@@ -30,3 +30,14 @@ def test_collisions_and_non_invertible_maps_are_errors():
         rename_prefixes({"a.bias": torch.ones(1), "b.bias": torch.ones(1)}, {"a.": "x.", "b.": "x."})
     with pytest.raises(ValueError):
         invert_prefixes({"a.": "x.", "b.": "x."})
+
+
+def test_registered_converters_are_public():
+    import registry_core
+
+    keys = registry_core.list_converters("torchvision/*")
+    assert "torchvision/resnet50" in keys
+    converter = registry_core.get_converter("torchvision", "resnet50")
+    assert (converter.source, converter.model, converter.key) == ("torchvision", "resnet50", "torchvision/resnet50")
+    with pytest.raises(registry_core.UnknownComponentError, match="converter"):
+        registry_core.get_converter("torchvision", "resnet51")

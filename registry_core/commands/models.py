@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from ..errors import RegistryCoreError
 from ..factory import list_models, list_plugins, model_info
 
 
@@ -31,10 +33,18 @@ def cmd_list(args) -> int:
         print(f"no model matches {args.pattern!r}")
         return 0
     rows = [["name", "family", "params", "plugin"]]
+    unavailable = []
     for name in names:
-        info = model_info(name)
+        try:
+            info = model_info(name)
+        except RegistryCoreError as exc:  # one unbuildable model must not hide the others
+            unavailable.append(f"{name}: {exc}")
+            rows.append([name, "?", "unavailable", "?"])
+            continue
         rows.append([name, info["family"], f"{info['params']:,}", f"{info['distribution'] or info['plugin']} {info['version']}"])
     print(_table(rows))
+    for line in unavailable:
+        print(f"unavailable: {line}", file=sys.stderr)
     return 0
 
 
@@ -43,6 +53,9 @@ def cmd_info(args) -> int:
         from ..weights import read_metadata
 
         info = read_metadata(args.name)
+        if not info:
+            print(f"{args.name}: a safetensors file without metadata")
+            return 0
     else:
         info = model_info(args.name)
         info["gflops"] = round(info["gflops"], 3)
