@@ -1,0 +1,74 @@
+"""The auxiliary classifiers GoogLeNet and Inception v3 train with.
+
+They are ordinary registry heads, tapped after a stage by the spec's ``aux_heads``;
+in training the model returns ``registry_core.AuxLogits`` and the trainer adds their
+weighted losses. ``num_classes=0`` makes them return their pre-logit features.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from registry_core import Head
+
+from .blocks import ConvBnRelu
+
+
+def _classifier(in_features: int, num_classes: int) -> nn.Module:
+    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+class GoogLeNetAuxHead(Head):
+    """Adaptive average pool to 4x4, 1x1 conv, a hidden linear layer with dropout, classifier.
+
+    The adaptive pool gives torchvision's exact result on the 14x14 maps of a 224 input
+    and works at any input size.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 128, hidden: int = 1024, pool_size: int = 4, drop_rate: float = 0.7):
+        super().__init__(in_features, num_classes)
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
+        self.conv = ConvBnRelu(in_features, width, 1)
+        self.fc1 = nn.Linear(width * pool_size * pool_size, hidden)
+        self.act = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc2 = _classifier(hidden, num_classes)
+
+    def reset(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc2 = _classifier(self.fc1.out_features, num_classes)
+
+    def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.drop(self.act(self.fc1(self.conv(self.pool(x)).flatten(1))))
+        return x if pre_logits else self.fc2(x)
+
+
+class InceptionV3AuxHead(Head):
+    """5x5/3 average pool, 1x1 conv, unpadded 5x5 conv, global pool, classifier.
+
+    On maps of 17x17 or more (inputs from about 299) this is torchvision's head exactly.
+    On smaller maps the 5x5/3 pool would leave less than the 5x5 the next conv needs,
+    so the map is average-pooled adaptively to 5x5 instead (repeating values if it is
+    smaller): the head then still trains at the 75x75 minimum input.
+    """
+
+    exact_from = 17
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 128, hidden: int = 768):
+        super().__init__(in_features, num_classes)
+        self.conv0 = ConvBnRelu(in_features, width, 1)
+        self.conv1 = ConvBnRelu(width, hidden, 5)
+        self.fc = _classifier(hidden, num_classes)
+
+    def reset(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc = _classifier(self.conv1.conv.out_channels, num_classes)
+
+    def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        if min(x.shape[-2:]) >= self.exact_from:
+            x = F.avg_pool2d(x, 5, stride=3)
+        else:
+            x = F.adaptive_avg_pool2d(x, 5)
+        x = F.adaptive_avg_pool2d(self.conv1(self.conv0(x)), 1).flatten(1)
+        return x if pre_logits else self.fc(x)
