@@ -85,6 +85,8 @@ def register_datasets(register):
 
     Called once, when the registry first loads. Call ``register(name, factory, *,
     override=False)``, where ``factory`` is a ``registry_core.DatasetFactory``
-    whose ``load(root, **options)`` returns train and validation splits; see
-    ``docs/training.md``.
+    whose ``load(root, **options)`` returns ``(train, val, classes)``: two map-style
+    torch Datasets of ``(C x H x W image tensor, int label)`` and the class names.
+    ``root`` is the user's ``--data-root`` or ``None``; nothing may be downloaded.
+    See ``docs/training.md``.
     """

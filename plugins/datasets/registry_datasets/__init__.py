@@ -1,0 +1,1 @@
+"""The datasets bundled with registry-core's trainer, as a plugin like any other."""

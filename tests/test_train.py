@@ -1,0 +1,233 @@
+"""The generic trainer: every registered model takes a step, LeNet-5 learns digits, the
+output folder is complete and safe, resuming and torchrun reproduce a plain run."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import registry_core
+from registry_core import TrainConfig, Trainer, TrainingError, fit
+from registry_core.cli import main
+from registry_core.trainstate import STATE_FILE, load_state, save_state, write_curves
+
+TINY = {"train_size": 256, "val_size": 64, "channels": 1, "image_size": 32}  # lenet5-sized fake data
+
+
+@pytest.mark.parametrize("name", registry_core.list_models())
+def test_one_step_for_every_registered_model(name):
+    size = registry_core.model_info(name)["min_input_size"][1]
+    options = {"train_size": 2, "val_size": 2, "num_classes": 3, "image_size": size, "channels": 3}
+    trainer = Trainer(TrainConfig(model=name, dataset="fake", data_options=options, batch_size=2, image_size=size,
+                                  warmup_epochs=0, schedule="none"))
+    assert trainer.model.num_classes == 3 and trainer.model.meta.input_size[0] == 3
+    before = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    batch = next(iter(trainer._loader(trainer.train_set, trainer._batches(0))))
+    assert batch[0].shape == (2, 3, size, size)
+    loss, correct, seen = trainer.train_step([batch])
+    assert math.isfinite(loss.item()) and seen == 2 and trainer.step == 1
+    changed = {k for k, v in trainer.model.named_parameters() if not torch.equal(v, before[k])}
+    assert any(k.startswith("head.") for k in changed)
+    for i in range(len(trainer.model.aux_heads)):  # the declared auxiliary losses were trained too
+        assert any(k.startswith(f"aux_heads.{i}.") for k in changed)
+
+
+def test_lenet5_learns_digits():
+    trainer = fit(model="lenet5", dataset="digits", epochs=4, batch_size=32, log_every=1000)
+    assert trainer.best_top1 >= 95.0
+    assert trainer.history[-1]["train_loss"] < trainer.history[0]["train_loss"]
+
+
+def test_learning_rate_schedules():
+    config = dict(model="lenet5", dataset="fake", data_options=TINY, epochs=4, batch_size=64, lr=0.1)
+    cosine = Trainer(TrainConfig(**config))  # 4 steps per epoch, one epoch of warm-up
+    assert [cosine.lr_at(s) for s in range(4)] == pytest.approx([0.025, 0.05, 0.075, 0.1])
+    assert cosine.lr_at(10) == pytest.approx(0.05) and cosine.lr_at(15) < 0.003
+    step = Trainer(TrainConfig(**config, schedule="step", step_epochs=2, gamma=0.5))
+    assert [step.lr_at(s) for s in (0, 7, 8, 15)] == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    assert Trainer(TrainConfig(**config, schedule="none", max_steps=6)).total_steps == 6
+
+
+def test_gradient_accumulation_equals_the_larger_batch():
+    config = dict(model="lenet5", dataset="fake", data_options=TINY, max_steps=3, optimizer="adamw")
+    whole = fit(**config, batch_size=64)
+    halves = fit(**config, batch_size=32, accum_steps=2)
+    for a, b in zip(whole.model.state_dict().values(), halves.model.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_bad_options_are_training_errors():
+    with pytest.raises(TrainingError, match="optimizer must be one of"):
+        TrainConfig(model="lenet5", optimizer="adam")
+    with pytest.raises(TrainingError, match="fewer than one step"):
+        Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, batch_size=512))
+    with pytest.raises(TrainingError, match="below 'lenet5'.s minimum of 32"):
+        Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, image_size=28))
+
+
+def test_state_round_trip_keeps_optimizer_tensors_and_groups(tmp_path):
+    trainer = fit(model="lenet5", dataset="fake", data_options=TINY, max_steps=2, optimizer="adamw")
+    path = tmp_path / STATE_FILE
+    save_state(path, trainer.model.state_dict(), trainer.optimizer.state_dict(), {"step": 2, "note": [1, "x"]})
+    model_state, optimizer_state, info = load_state(path)
+    assert info == {"step": 2, "note": [1, "x"]}
+    expected = trainer.optimizer.state_dict()
+    assert json.dumps(optimizer_state["param_groups"]) == json.dumps(expected["param_groups"])
+    for index, values in expected["state"].items():
+        for key, value in values.items():
+            assert torch.equal(optimizer_state["state"][index][key], value)
+    assert all(torch.equal(model_state[k], v) for k, v in trainer.model.state_dict().items())
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+
+
+def test_output_folder_holds_weights_state_metrics_and_curves(tmp_path):
+    out = tmp_path / "run"
+    trainer = fit(model="lenet5", dataset="fake", data_options=TINY, epochs=2, batch_size=64, out=str(out))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["best.safetensors", "config.json", "curves.png", "last.safetensors", "metrics.jsonl", STATE_FILE]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records == trainer.history
+    assert {"train_loss", "train_acc", "val_top1", "val_top5", "images_per_s", "lr"} <= set(records[0])
+    model = registry_core.load(out / "last.safetensors")  # self-describing: rebuilt from its metadata
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in model.state_dict().items())
+    metadata = registry_core.read_metadata(out / "best.safetensors")
+    assert metadata["dataset"] == "fake" and metadata["image_size"] == "32"
+    assert float(metadata["val_top1"]) == pytest.approx(max(r["val_top1"] for r in records), abs=1e-3)
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curves_are_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.warns(UserWarning, match="matplotlib is not installed"):
+        assert write_curves(tmp_path / "curves.png", [{"epoch": 1}]) is False
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_resuming_refuses_changed_options_and_fit_refuses_to_overwrite(tmp_path):
+    out = str(tmp_path / "run")
+    fit(model="lenet5", dataset="fake", data_options=TINY, max_steps=2, out=out)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        fit(model="lenet5", dataset="fake", data_options=TINY, max_steps=2, out=out)
+    with pytest.raises(TrainingError, match="cannot change lr"):
+        fit(resume=out, lr=1.0)
+    with pytest.raises(TrainingError, match="no trainer state"):
+        fit(resume=str(tmp_path))
+    assert fit(resume=out, max_steps=4).step == 4
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+# Registers "gated_digits": digits whose training split, in the killed run only, blocks
+# for ever after a number of images, so the kill always lands after the same checkpoint.
+GATED = """
+import sys, time
+from registry_core import DatasetFactory, fit, hookimpl
+from registry_core.data import load_dataset
+from registry_core.plugins import default_host
+
+class Gate:
+    def __init__(self, dataset, after):
+        self.dataset, self.after, self.seen = dataset, after, 0
+    def __len__(self):
+        return len(self.dataset)
+    def __getitem__(self, i):
+        self.seen += 1
+        if self.seen > self.after:
+            time.sleep(3600)
+        return self.dataset[i]
+
+class GatedDigits(DatasetFactory):
+    def __init__(self, after):
+        self.after = after
+    def load(self, root, **options):
+        data = load_dataset("digits", root, **options)
+        return Gate(data.train, self.after) if self.after else data.train, data.val, data.classes
+
+class Plugin:
+    @hookimpl
+    def register_datasets(self, register):
+        register("gated_digits", GatedDigits(int(sys.argv[1])))
+
+default_host().add_plugin(Plugin(), "gate")
+config = dict(model="lenet5", dataset="gated_digits", epochs=2, batch_size=64, checkpoint_every=5, log_every=1000)
+if sys.argv[2] == "run":
+    fit(**config, out=sys.argv[3])
+else:
+    fit(resume=sys.argv[3])
+    fit(**config, out=sys.argv[4])
+"""
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    script = [sys.executable, "-c", GATED]
+    after = 1 + 7 * 64  # the channel check reads one image; then 7 steps' worth: checkpoint at step 5
+    proc = subprocess.Popen([*script, str(after), "run", str(killed)], env=_env(), stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed / STATE_FILE).exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended without a checkpoint"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert load_state(killed / STATE_FILE)[2]["step"] == 5  # killed mid-epoch, 5 of 44 steps done
+    subprocess.run([*script, "0", "resume", str(killed), str(reference)], env=_env(), check=True, stdout=subprocess.DEVNULL)
+    resumed, plain = load_file(killed / "last.safetensors"), load_file(reference / "last.safetensors")
+    assert resumed.keys() == plain.keys() and all(torch.equal(resumed[k], plain[k]) for k in plain)
+    lines = [(killed / "metrics.jsonl").read_text(), (reference / "metrics.jsonl").read_text()]
+    strip = [[{k: v for k, v in json.loads(l).items() if k != "images_per_s"} for l in text.splitlines()] for text in lines]
+    assert strip[0] == strip[1] and len(strip[0]) == 2
+
+
+def test_torchrun_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    args = ["--model", "lenet5", "--dataset", "fake", "--epochs", "2", "--batch-size", "64", "--log-every", "1000",
+            *(a for k, v in TINY.items() for a in ("--data-opt", f"{k}={v}"))]
+    one, two = tmp_path / "one", tmp_path / "two"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "registry_core"]
+    result = subprocess.run([*torchrun, "train", *args, "--out", str(two)], env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("best validation top-1") == 1  # rank 0 alone reports
+    assert main(["train", *args, "--out", str(one)]) == 0
+    a, b = load_file(one / "last.safetensors"), load_file(two / "last.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+    metrics = [[json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()] for d in (one, two)]
+    assert [m["val_top1"] for m in metrics[0]] == [m["val_top1"] for m in metrics[1]]
+    assert [m["train_loss"] for m in metrics[0]] == pytest.approx([m["train_loss"] for m in metrics[1]], rel=1e-5)
+
+
+def test_cli_trains_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "lenet5", "--dataset", "digits", "--epochs", "1", "--batch-size", "32", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "val loss" in printed and str(out / "curves.png") in printed
+    best = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["val_top1"]
+    assert main(["eval", "--weights", str(out / "best.safetensors"), "--dataset", "digits", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["top1"] == pytest.approx(best) and report["images"] == 359 and report["image_size"] == 32
+    assert len(report["per_class"]) == 10 and report["top5"] >= report["top1"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--dataset", "mnist"], "needs --data-root"),
+    (["--dataset", "cifar10", "--data-root", "{tmp}/missing"], "does not exist"),
+    (["--dataset", "digits", "--image-size", "16"], "below 'lenet5'"),
+    (["--dataset", "digits", "--out", "{tmp}/file/run"], "cannot write to output folder"),
+])
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "run")]
+    assert main(["train", "--model", "lenet5", "--max-steps", "1", *out, *args]) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr and len(stderr.strip().splitlines()) == 1
