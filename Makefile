@@ -22,6 +22,9 @@ $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 
 demo: setup
 	$(PY) examples/demo.py
+	$(PY) examples/convert_torchvision.py
+	rm -rf runs/demo-lenet5
+	OMP_NUM_THREADS=1 $(VENV)/bin/registry-core train --model lenet5 --dataset digits --epochs 15 --batch-size 32 --out runs/demo-lenet5
 
 test: setup
 	$(PY) -m pytest
