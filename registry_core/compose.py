@@ -8,12 +8,15 @@ the stage and block that caused it rather than as a shape error deep in ``forwar
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import InvalidOverrideError, SpecError
 from .interfaces import Block, Head, Stem
@@ -192,3 +195,26 @@ def _construct(kind, name, resolve, args, options, where, swapped) -> nn.Module:
             raise InvalidOverrideError(kind, message) from None
         raise SpecError(message) from None
     return cls(*args, **options)
+
+
+@contextlib.contextmanager
+def meta_device() -> Iterator[None]:
+    """Build modules on the meta device without running their initialisers."""
+    with torch.device("meta"), _SkipInitOnMeta():
+        yield
+
+
+class _SkipInitOnMeta(TorchFunctionMode):
+    """Initialising a meta tensor does nothing, yet costs a Python-level op
+    decomposition per call (most of a meta build's time): skip ``torch.nn.init``'s
+    in-place functions and the usual in-place fill ops when they target a meta tensor."""
+
+    FILL_OPS = frozenset({"normal_", "uniform_", "fill_", "zero_", "copy_", "erfinv_", "mul_", "add_", "clamp_",
+                          "div_", "sub_", "random_", "bernoulli_", "exponential_", "log_normal_"})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        is_init = name in self.FILL_OPS or (getattr(func, "__module__", "") == "torch.nn.init" and name.endswith("_"))
+        if is_init and args and isinstance(args[0], Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .compose import ComposedModel, build
+from .compose import ComposedModel, build, meta_device
 from .converters import Converter
 from .errors import InvalidOverrideError, SpecError
 from .plugins import PluginHost, default_host
@@ -130,39 +130,51 @@ def swap_components(spec: ModelSpec, *, block=None, stem=None, head=None, host=N
     return spec
 
 
-def model_info(name: str) -> dict[str, Any]:
-    """Plugin, family, parameter count, GFLOPs, input contract and description of ``name``."""
+def model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
+    """Plugin, family, parameter count, GFLOPs, input contract and description of ``name``.
+
+    Both counts come from the model built on the meta device (no weights allocated).
+    ``flops=False`` leaves out ``gflops``, whose counting pass costs more than the rest.
+    """
     host = default_host()
-    entry = host.registry.get("model", name)
-    return dict(_model_info(host, name, entry.provenance))
-
-
-@functools.lru_cache(maxsize=None)
-def _model_info(host: PluginHost, name: str, provenance) -> tuple:
-    spec = model_spec(name, host)
-    with torch.device("meta"):
-        model = build(spec, lambda kind, n: host.registry.get(kind, n).obj)
+    provenance = host.registry.get("model", name).provenance
+    model = _meta_model(host, name)
     meta = model.meta
-    info = {
+    info: dict[str, Any] = {
         "name": name,
         "family": meta.family,
         "plugin": provenance.plugin,
         "distribution": provenance.distribution,
         "version": provenance.version,
         "params": sum(p.numel() for p in model.parameters()),
-        "gflops": count_flops(model, meta.input_size) / 1e9,
-        "num_classes": meta.num_classes,
-        "input_size": meta.input_size,
-        "min_input_size": meta.min_input_size,
-        "mean": meta.mean,
-        "std": meta.std,
-        "interpolation": meta.interpolation,
-        "crop_pct": meta.crop_pct,
-        "aux_heads": len(model.aux_heads),
-        "description": meta.description,
-        "paper": meta.paper,
     }
-    return tuple(info.items())
+    if flops:
+        info["gflops"] = _gflops(host, name)
+    info.update(
+        num_classes=meta.num_classes,
+        input_size=meta.input_size,
+        min_input_size=meta.min_input_size,
+        mean=meta.mean,
+        std=meta.std,
+        interpolation=meta.interpolation,
+        crop_pct=meta.crop_pct,
+        aux_heads=len(model.aux_heads),
+        description=meta.description,
+        paper=meta.paper,
+    )
+    return info
+
+
+@functools.lru_cache(maxsize=None)
+def _meta_model(host: PluginHost, name: str) -> ComposedModel:
+    with meta_device():
+        return build(model_spec(name, host), lambda kind, n: host.registry.get(kind, n).obj)
+
+
+@functools.lru_cache(maxsize=None)
+def _gflops(host: PluginHost, name: str) -> float:
+    model = _meta_model(host, name)
+    return count_flops(model, model.meta.input_size) / 1e9
 
 
 def count_flops(model: torch.nn.Module, input_size: tuple[int, int, int]) -> int:

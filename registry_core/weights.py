@@ -25,9 +25,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
-from .compose import ComposedModel
+from .compose import ComposedModel, meta_device
 from .errors import WeightsError
 from .files import atomic_write_path
 
@@ -215,29 +214,6 @@ def assign_weights(build: Callable[[], nn.Module], state: dict[str, Tensor], *,
         module = build()
         module.load_state_dict(state, strict=True)
     return module
-
-
-@contextlib.contextmanager
-def meta_device() -> Iterator[None]:
-    """Build modules on the meta device without running their initialisers."""
-    with torch.device("meta"), _SkipInitOnMeta():
-        yield
-
-
-class _SkipInitOnMeta(TorchFunctionMode):
-    """Initialising a meta tensor does nothing, yet costs a Python-level op
-    decomposition per call (most of a meta build's time): skip ``torch.nn.init``'s
-    in-place functions and the usual in-place fill ops when they target a meta tensor."""
-
-    FILL_OPS = frozenset({"normal_", "uniform_", "fill_", "zero_", "copy_", "erfinv_", "mul_", "add_", "clamp_",
-                          "div_", "sub_", "random_", "bernoulli_", "exponential_", "log_normal_"})
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        is_init = name in self.FILL_OPS or (getattr(func, "__module__", "") == "torch.nn.init" and name.endswith("_"))
-        if is_init and args and isinstance(args[0], Tensor) and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
 
 
 def key_mismatches(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> str:

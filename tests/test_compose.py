@@ -137,3 +137,15 @@ def test_model_info_counts_params_without_building_weights(tiny_registry):
     assert info["params"] == sum(p.numel() for p in real.parameters())
     assert info["gflops"] > 0 and info["family"] == "tiny" and info["plugin"] == "test-plugin"
     assert info["input_size"] == (3, 32, 32) and info["num_classes"] == 4
+    light = registry_core.model_info("tiny", flops=False)
+    assert "gflops" not in light and light == {k: v for k, v in info.items() if k != "gflops"}
+
+
+def test_meta_device_builds_the_same_architecture_without_data(tiny_registry):
+    from registry_core.compose import meta_device
+
+    with meta_device():
+        model = registry_core.create("tiny")
+    real = registry_core.create("tiny")
+    assert all(t.is_meta for t in model.state_dict().values())
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in real.state_dict().items()}

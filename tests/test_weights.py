@@ -16,6 +16,7 @@ from torch import nn
 import registry_core
 from registry_core import Block, WeightsError, create, hookimpl, list_models, load, read_metadata, save
 from registry_core import weights as weights_module
+from registry_core.compose import meta_device
 from registry_core.cli import main
 
 
@@ -40,7 +41,7 @@ def lenet_file(tmp_path):
 def filled(name: str) -> nn.Module:
     """``create(name)`` with each tensor set to its own constant: cheap even for the
     largest models, and any mix-up of keys or tensors shows."""
-    with weights_module.meta_device():
+    with meta_device():
         model = create(name)
     model.to_empty(device="cpu")
     with torch.no_grad():

@@ -36,7 +36,7 @@ def cmd_list(args) -> int:
     unavailable = []
     for name in names:
         try:
-            info = model_info(name)
+            info = model_info(name, flops=False)
         except RegistryCoreError as exc:  # one unbuildable model must not hide the others
             unavailable.append(f"{name}: {exc}")
             rows.append([name, "?", "unavailable", "?"])
