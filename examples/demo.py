@@ -11,7 +11,7 @@ for plugin in registry_core.list_plugins():
 
 print("\nModels:")
 for name in registry_core.list_models():
-    info = registry_core.model_info(name)
+    info = registry_core.model_info(name, flops=False)
     print(f"  {name:<22} {info['family']:<10} {info['params'] / 1e6:8.2f}M params  ({info['distribution']})")
 
 model = registry_core.create("lenet5").eval()
