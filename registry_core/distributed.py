@@ -79,8 +79,15 @@ class Distributed:
             dist.all_reduce(tensor)
         return tensor
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Leave the process group. With ``wait`` every process first waits for the
+        others (rank 0 is still writing checkpoints when the rest finish): tearing Gloo
+        down under a peer that is still connected can abort the process. After an
+        error, ``wait=False``: the other processes may never arrive."""
         if self.owns_group and dist.is_initialized():
+            if wait:
+                dist.barrier()
+            self.ddp = None
             dist.destroy_process_group()
             self.owns_group = False
 

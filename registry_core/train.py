@@ -212,8 +212,10 @@ class Trainer:
                         self._reseed()
                 bar.close()
                 self._end_epoch(epoch + 1, rate, out, progress)
-        finally:
-            self.dist.close()
+        except BaseException:
+            self.dist.close(wait=False)
+            raise
+        self.dist.close()
         return self
 
     def _add(self, loss, correct, seen) -> None:
