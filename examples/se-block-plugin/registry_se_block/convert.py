@@ -1,30 +1,24 @@
 """Weights between timm's ``seresnet50`` and our ``se_resnet50``.
 
-timm names the stem ``conv1``/``bn1``, the stages ``layer1``..``layer4`` and the
-classifier ``fc``; inside a block (``se.fc1``, ``se.fc2`` included) its names equal
-ours, so one prefix map converts both ways.
+timm's SE-ResNet keeps ResNet's key layout (``conv1``/``bn1``, ``layer1``..``layer4``,
+``fc``) and names the SE layers inside a block as we do (``se.fc1``, ``se.fc2``), so
+ResNet-50's registered timm converter, a rename of those prefixes, serves as it is.
+It is looked up when used: like ``se_resnet50`` itself, it needs ``registry-resnet``.
 """
 
-from registry_core import Converter, invert_prefixes, rename_prefixes
+from registry_core import Converter, get_converter
 
-TIMM_TO_OURS = {
-    "conv1.": "stem.conv.",
-    "bn1.": "stem.bn.",
-    "layer1.": "stages.0.",
-    "layer2.": "stages.1.",
-    "layer3.": "stages.2.",
-    "layer4.": "stages.3.",
-    "fc.": "head.fc.",
-}
-OURS_TO_TIMM = invert_prefixes(TIMM_TO_OURS)
+
+def _resnet50_from_timm() -> Converter:
+    return get_converter("timm", "resnet50")
 
 
 def timm_to_ours(state):
-    return rename_prefixes(state, TIMM_TO_OURS)
+    return _resnet50_from_timm().to_ours(state)
 
 
 def ours_to_timm(state):
-    return rename_prefixes(state, OURS_TO_TIMM)
+    return _resnet50_from_timm().from_ours(state)
 
 
 SE_RESNET50_FROM_TIMM = Converter(
