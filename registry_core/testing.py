@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConformanceError
+from .errors import ConformanceError, ConversionError
 from .interfaces import Block, Head, Stem
 
 
@@ -201,21 +201,17 @@ def check_conversion(
     converted, loads strictly into ``create(model)`` and gives the same eval outputs
     (max abs difference <= ``atol``), and converting back gives equal tensors under the
     same keys. Returns the max abs difference."""
-    from .compose import main_logits
-    from .factory import create
-    from .factory import get_converter
+    from .convert import max_output_difference
+    from .factory import create, get_converter
 
     converter = get_converter(source, model)
     original = {k: v.detach().clone() for k, v in source_model.state_dict().items()}
     ours = create(model, **{**converter.create_kwargs, **create_kwargs})
     ours.load_state_dict(converter.to_ours(dict(original)), strict=True)
-    source_model.eval()
-    ours.eval()
-    x = torch.randn(batch, ours.meta.input_size[0], size, size, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        expected, got = main_logits(source_model(x)), main_logits(ours(x))
-    _expect(expected.shape == got.shape, f"{source}/{model}: output shapes differ, {tuple(expected.shape)} vs {tuple(got.shape)}")
-    diff = (expected - got).abs().max().item()
+    try:
+        diff = max_output_difference(source_model, ours, size, batch=batch, seed=seed)
+    except ConversionError as exc:
+        raise ConformanceError(f"{source}/{model}: {exc}") from None
     _expect(diff <= atol, f"{source}/{model}: outputs differ by {diff:.3g} (allowed {atol:g})")
     back = converter.from_ours(ours.state_dict())
     _expect(set(back) == set(original), f"{source}/{model}: converting back changes the keys: {sorted(set(back) ^ set(original))[:5]}")
