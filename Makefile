@@ -1,6 +1,6 @@
 # The only commands a newcomer needs: `make demo` and `make test`.
 # `make setup` creates .venv when missing and installs torch, the core, every bundled
-# plugin (editable) and the test tools; it does nothing when nothing changed.
+# plugin (editable), the test tools and the linters; it does nothing when nothing changed.
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,14 +10,14 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
 $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[test,plots]' $(foreach p,$(PLUGINS),-e $(p))
+	$(PIP) install -e '.[test,plots,lint]' $(foreach p,$(PLUGINS),-e $(p))
 	@touch $(STAMP)
 
 demo: setup
@@ -28,6 +28,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -24,7 +24,6 @@ import torchvision
 
 import registry_core
 from registry_core import UnknownComponentError
-from registry_core.plugins import default_host
 
 MODELS = ["resnet50", "resnext101_32x8d", "inception_v3", "googlenet", "vgg16", "alexnet"]
 

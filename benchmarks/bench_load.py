@@ -52,7 +52,7 @@ loaded = time.perf_counter()
 """ + CHILD_REPORT
 EMPTY = CHILD_PRELUDE + """
 import registry_core
-from registry_core.compose import meta_device
+from registry_core.model.compose import meta_device
 registry_core.list_models()
 before = status("VmRSS"); start = time.perf_counter()
 with meta_device():

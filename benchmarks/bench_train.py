@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import registry_core
 from registry_core import TrainConfig, Trainer
-from registry_core.data import load_dataset, normalize
+from registry_core.training.data import load_dataset, normalize
 
 VARIANTS = {"default": {}, "channels-last": {"channels_last": True}, "amp-bf16": {"amp": "bf16"}, "compile": {"compile": True}}
 

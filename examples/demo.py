@@ -7,7 +7,7 @@ import registry_core
 print(f"registry-core {registry_core.__version__}\n")
 print("Plugins:")
 for plugin in registry_core.list_plugins():
-    print(f"  {plugin['name']:<16} {plugin['distribution']} {plugin['version']}  [{plugin['status']}]")
+    print(f"  {plugin.name:<16} {plugin.distribution} {plugin.version}  [{plugin.status}]")
 
 print("\nModels:")
 for name in registry_core.list_models():

@@ -4,10 +4,7 @@ Importing this package loads no plugin, torchvision or timm; plugins load on the
 first call that needs the registry, once.
 """
 
-__version__ = "0.1.0"
-
-from .compose import AuxLogits, ComposedModel, classification_loss, main_logits
-from .converters import Converter, invert_prefixes, rename_prefixes
+from ._version import __version__
 from .errors import (
     BrokenPluginError,
     ConformanceError,
@@ -26,31 +23,28 @@ from .errors import (
     UnknownNameError,
     WeightsError,
 )
-from .factory import (
-    count_flops,
-    create,
-    get_converter,
-    list_converters,
-    list_models,
-    list_plugins,
-    model_info,
-    model_spec,
-)
-from .hookspecs import hookimpl
-from .interfaces import Block, Head, Stem
-from .plugins import reload_plugins
-from .spec import IMAGENET_MEAN, IMAGENET_STD, AuxHeadSpec, BlockSpec, Component, ModelMeta, ModelSpec, StageSpec
+from .factory.build import build_model, model_spec
+from .factory.catalog import get_converter, list_converters, list_models, list_plugins, model_info
+from .factory.create import create, load
+from .model.compose import AuxLogits, ComposedModel, classification_loss, main_logits
+from .model.flops import count_flops
+from .model.interfaces import Block, Head, Stem
+from .model.spec import IMAGENET_MEAN, IMAGENET_STD, AuxHeadSpec, BlockSpec, Component, ModelMeta, ModelSpec, StageSpec
+from .plugins.hookspecs import hookimpl
+from .plugins.host import PluginRecord, reload_plugins
+from .weights.keymaps import Converter, invert_prefixes, rename_prefixes
+from .weights.model_files import save
+from .weights.safetensors_io import read_metadata
 
-# Heavier modules (safetensors I/O, the trainer) load on first use of their names.
+# Heavier modules (conversion, the trainer) load on first use of their names.
 _LAZY = {
-    "save": "weights",
-    "load": "weights",
-    "read_metadata": "weights",
-    "Trainer": "train",
-    "TrainConfig": "train",
-    "fit": "train",
-    "DatasetFactory": "data",
-    "list_datasets": "data",
+    "convert_from": "factory.conversion",
+    "convert_to": "factory.conversion",
+    "Trainer": "training.train",
+    "TrainConfig": "training.train",
+    "fit": "training.train",
+    "DatasetFactory": "training.data",
+    "list_datasets": "training.data",
 }
 
 
@@ -83,6 +77,7 @@ __all__ = [*_LAZY,
     "ModelMeta",
     "ModelSpec",
     "PluginError",
+    "PluginRecord",
     "PluginWarning",
     "RegistryCoreError",
     "ScaffoldError",
@@ -94,6 +89,7 @@ __all__ = [*_LAZY,
     "UnknownModelError",
     "UnknownNameError",
     "WeightsError",
+    "build_model",
     "classification_loss",
     "count_flops",
     "create",
@@ -103,9 +99,12 @@ __all__ = [*_LAZY,
     "list_converters",
     "list_models",
     "list_plugins",
+    "load",
     "main_logits",
     "model_info",
     "model_spec",
     "reload_plugins",
+    "read_metadata",
     "rename_prefixes",
+    "save",
 ]

@@ -51,10 +51,11 @@ class DuplicateNameError(RegistryCoreError):
 
 
 class PluginError(RegistryCoreError):
-    """A plugin failed to import, raised inside a hook, or broke the hook contract."""
+    """A plugin broke the hook contract (a bad ``register`` call), or a name asked for
+    belongs to a plugin that is broken. The plugin's record says which and why."""
 
 
-class BrokenPluginError(UnknownNameError):
+class BrokenPluginError(UnknownNameError, PluginError):
     """The name was (or may have been) provided by a plugin that is broken."""
 
 

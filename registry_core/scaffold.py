@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from . import __version__
+from ._version import __version__
 from .errors import ScaffoldError
 from .files import atomic_write
 

@@ -18,7 +18,12 @@ import torch
 from torch import nn
 
 from .errors import ConformanceError, ConversionError
-from .interfaces import Block, Head, Stem
+from .factory.catalog import get_converter
+from .factory.conversion import max_output_difference
+from .factory.create import create
+from .model.compose import classification_loss, main_logits
+from .model.interfaces import Block, Head, Stem
+from .plugins.host import default_host
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -26,10 +31,8 @@ def _expect(condition: bool, message: str) -> None:
         raise ConformanceError(message)
 
 
-def _resolve(kind: str, component: Any) -> type:
+def _resolve(kind: str, component: Any) -> Any:
     if isinstance(component, str):
-        from .plugins import default_host
-
         return default_host().registry.get(kind, component).obj
     return component
 
@@ -131,9 +134,6 @@ def check_model(name: str, *, size: int | None = None, batch: int = 2, **create_
     """Build ``name`` and check forward, backward, eval determinism, head reset,
     ``in_chans=1`` and ``features_only`` against ``feature_info``. ``size`` defaults to
     the model's minimum input size, which keeps heavy models cheap."""
-    from .compose import main_logits
-    from .factory import create
-
     torch.manual_seed(0)
     model = create(name, **create_kwargs)
     meta = model.meta
@@ -145,8 +145,6 @@ def check_model(name: str, *, size: int | None = None, batch: int = 2, **create_
     model.train()
     logits = main_logits(model(x))
     _expect(tuple(logits.shape) == (batch, model.num_classes), f"{what}: logits {tuple(logits.shape)}")
-    from .compose import classification_loss
-
     classification_loss(model(x), torch.zeros(batch, dtype=torch.long)).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     _expect(not missing, f"{what}: no gradient reached {', '.join(missing[:5])}")
@@ -177,10 +175,10 @@ def perturb_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 n = module.num_features
-                if module.affine:
+                if module.affine and module.weight is not None and module.bias is not None:
                     module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
                     module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-                if module.track_running_stats:
+                if module.running_mean is not None and module.running_var is not None:
                     module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
                     module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
     return model
@@ -201,9 +199,6 @@ def check_conversion(
     converted, loads strictly into ``create(model)`` and gives the same eval outputs
     (max abs difference <= ``atol``), and converting back gives equal tensors under the
     same keys. Returns the max abs difference."""
-    from .convert import max_output_difference
-    from .factory import create, get_converter
-
     converter = get_converter(source, model)
     original = {k: v.detach().clone() for k, v in source_model.state_dict().items()}
     ours = create(model, **{**converter.create_kwargs, **create_kwargs})

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from components import make_plugin
 
 import registry_core
+import registry_core.testing
 from registry_core import AuxLogits, InvalidOverrideError, SpecError, UnknownComponentError, classification_loss
-
-from components import make_plugin
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_bad_overrides_are_value_errors(tiny_registry):
 
 
 def test_spec_validation():
-    from registry_core import Component, ModelSpec, StageSpec, AuxHeadSpec
+    from registry_core import AuxHeadSpec, Component, ModelSpec, StageSpec
 
     with pytest.raises(SpecError):
         ModelSpec(Component("s"), (), Component("h"))
@@ -142,10 +142,51 @@ def test_model_info_counts_params_without_building_weights(tiny_registry):
 
 
 def test_meta_device_builds_the_same_architecture_without_data(tiny_registry):
-    from registry_core.compose import meta_device
+    from registry_core.model.compose import meta_device
 
     with meta_device():
         model = registry_core.create("tiny")
     real = registry_core.create("tiny")
     assert all(t.is_meta for t in model.state_dict().values())
     assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in real.state_dict().items()}
+
+
+class _LinearOnMaxHead(registry_core.Head):
+    """A head written against the documented contract: it builds its classifier with
+    ``make_classifier`` and inherits ``reset``."""
+
+    def __init__(self, in_features, num_classes, hidden=6):
+        super().__init__(in_features, num_classes)
+        self.proj = torch.nn.Linear(in_features, hidden)
+        self.fc = self.make_classifier(hidden)
+
+    def forward(self, x, pre_logits=False):
+        x = self.proj(x.amax(dim=(2, 3)))
+        return x if pre_logits else self.fc(x)
+
+
+def test_a_registered_head_swaps_in_and_inherits_reset(fresh_host):
+    from components import as_plugin
+
+    @registry_core.hookimpl
+    def register_heads(register):
+        register("max_linear", _LinearOnMaxHead)
+
+    fresh_host(make_plugin())
+    assert fresh_host(as_plugin(register_heads=register_heads), "heads").status == "ok"
+    model = registry_core.create("tiny", head="max_linear", num_classes=3)
+    assert isinstance(model.head, _LinearOnMaxHead) and model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+    model.reset_classifier(5)
+    assert model.head.fc.out_features == 5 and model(torch.randn(1, 3, 32, 32)).shape == (1, 5)
+    model.reset_classifier(0)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 6)
+    registry_core.testing.check_head("max_linear")
+
+
+def test_a_head_without_make_classifier_must_implement_reset():
+    class Bare(registry_core.Head):
+        def forward(self, x, pre_logits=False):
+            return x
+
+    with pytest.raises(NotImplementedError, match="Bare .*must implement reset"):
+        Bare(4, 2).reset(3)

@@ -13,11 +13,12 @@ import torch
 from components import make_plugin
 from safetensors.torch import load_file, save_file
 
-from registry_core import Converter, WeightsError, create, hookimpl, load, model_info, plugins, read_metadata, save
-from registry_core.checkpoints import read_checkpoint
+from registry_core import Converter, WeightsError, create, hookimpl, load, model_info, read_metadata, save
 from registry_core.cli import main
-from registry_core.convert import convert_from, convert_to, source_model
+from registry_core.factory.conversion import convert_from, convert_to, source_model
+from registry_core.plugins import host as plugins
 from registry_core.testing import perturb_batchnorm
+from registry_core.weights.checkpoints import read_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +96,7 @@ def bad_files(tmp: Path) -> dict[str, Path]:
 
 
 def test_bad_files_are_clean_errors(tmp_path):
-    for name, path in bad_files(tmp_path).items():
+    for path in bad_files(tmp_path).values():
         with pytest.raises(WeightsError, match=str(path.name)):
             read_checkpoint(path)
         if path.suffix == ".safetensors":

@@ -8,13 +8,13 @@ from PIL import Image
 
 import registry_core
 from registry_core import DataError, DatasetFactory, hookimpl
-from registry_core.data import Resized, ShardedBatches, load_dataset, normalize, resize
 from registry_core.plugins import default_host, reload_plugins
+from registry_core.training.data import Resized, ShardedBatches, load_dataset, normalize, resize
 
 
 def test_bundled_datasets_are_registered_by_the_datasets_plugin():
     assert {"digits", "folder", "mnist", "cifar10", "fake"} <= set(registry_core.list_datasets())
-    provided = {r["name"]: r["provided"] for r in registry_core.list_plugins()}
+    provided = {r.name: r.provided for r in registry_core.list_plugins()}
     assert set(provided["datasets"]["dataset"]) >= {"digits", "folder", "mnist", "cifar10", "fake"}
 
 

@@ -2,10 +2,10 @@
 through its entry point; its own tests run against the installed copy."""
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from installed_plugins import copy_tree, install, run_python
 
 from registry_core import UnknownComponentError, create, list_datasets, list_models, list_plugins
@@ -60,7 +60,7 @@ def test_installing_it_changes_no_other_plugin(listings):
 
 
 def test_without_it_its_names_are_unknown_and_the_rest_works():
-    assert DISTRIBUTION not in {r["distribution"] for r in list_plugins()}
+    assert DISTRIBUTION not in {r.distribution for r in list_plugins()}
     assert "se_resnet50" not in list_models()
     with pytest.raises(UnknownComponentError, match="se_bottleneck"):
         create(list_models()[0], block="se_bottleneck")

@@ -23,6 +23,6 @@ def test_import_loads_no_plugin_and_plugins_load_lazily_without_torchvision_or_t
 
 
 def test_plugins_load_once():
-    from registry_core import plugins
+    from registry_core.plugins import host as plugins
 
     assert plugins.default_host() is plugins.default_host()

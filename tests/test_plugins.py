@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 import torch
+from components import TinyBlock, as_plugin, make_plugin, tiny
 
 import registry_core
 from registry_core import (
@@ -16,9 +17,7 @@ from registry_core import (
     hookimpl,
 )
 from registry_core.plugins import PluginHost
-from registry_core.registry import Entry, Provenance, Registry
-
-from components import TinyBlock, as_plugin, make_plugin, tiny
+from registry_core.plugins.registry import Entry, Provenance, Registry
 
 
 def models_plugin(**models):
@@ -74,7 +73,7 @@ def test_explicit_override_wins_in_either_order_and_is_shown(fresh_host, overrid
     for plugin, name in order if override_first else order[::-1]:
         fresh_host(plugin, name)
     entry = fresh_host.host.registry.get("model", "alpha")
-    assert entry.obj is replacement and entry.overrides.plugin == "original"
+    assert entry.obj is replacement and entry.replaces.plugin == "original"
     assert fresh_host.host.records["overrider"].overrides == ["model alpha (from original)"]
     assert registry_core.create("alpha").feature_info[-1]["channels"] == 8
 
@@ -174,7 +173,7 @@ def site(tmp_path, monkeypatch):
 
 @pytest.fixture
 def rediscover(monkeypatch):
-    from registry_core import plugins
+    from registry_core.plugins import host as plugins
 
     monkeypatch.setattr(plugins, "_default", None)
     return plugins.default_host
@@ -194,7 +193,7 @@ def test_entry_point_plugin_is_discovered_and_its_block_usable(site, rediscover)
     y = model(x)
     y.sum().backward()
     assert y.shape == (2, 10) and model.stages[0][0].conv.weight.grad is not None
-    names = [p["name"] for p in registry_core.list_plugins()]
+    names = [p.name for p in registry_core.list_plugins()]
     assert "halving" in names and "lenet" in names
 
 
@@ -220,5 +219,5 @@ def test_plugins_env_var_restricts_loading(site, rediscover, monkeypatch):
 
 def test_installed_plugins_are_all_healthy():
     """Every plugin installed in this environment loads: none is broken."""
-    broken = {p["name"]: p["error"] for p in registry_core.list_plugins() if p["status"] == "broken"}
+    broken = {p.name: p.error for p in registry_core.list_plugins() if p.status == "broken"}
     assert not broken

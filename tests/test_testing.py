@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from components import TinyBlock, TinyStem
 from torch import nn
 
 from registry_core import Block, ConformanceError, Head, testing
-
-from components import TinyBlock, TinyStem
 
 
 def test_good_components_pass():

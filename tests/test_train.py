@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 import registry_core
 from registry_core import TrainConfig, Trainer, TrainingError, fit
 from registry_core.cli import main
-from registry_core.trainstate import STATE_FILE, load_state, save_state, write_curves
+from registry_core.training.state import STATE_FILE, load_state, save_state, write_curves
 
 TINY = {"train_size": 256, "val_size": 64, "channels": 1, "image_size": 32}  # lenet5-sized fake data
 
@@ -130,7 +130,7 @@ def _env():
 GATED = """
 import sys, time
 from registry_core import DatasetFactory, fit, hookimpl
-from registry_core.data import load_dataset
+from registry_core.training.data import load_dataset
 from registry_core.plugins import default_host
 
 class Gate:
@@ -184,7 +184,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     resumed, plain = load_file(killed / "last.safetensors"), load_file(reference / "last.safetensors")
     assert resumed.keys() == plain.keys() and all(torch.equal(resumed[k], plain[k]) for k in plain)
     lines = [(killed / "metrics.jsonl").read_text(), (reference / "metrics.jsonl").read_text()]
-    strip = [[{k: v for k, v in json.loads(l).items() if k != "images_per_s"} for l in text.splitlines()] for text in lines]
+    strip = [[{k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in text.splitlines()] for text in lines]
     assert strip[0] == strip[1] and len(strip[0]) == 2
 
 
@@ -200,7 +200,7 @@ def test_torchrun_two_processes_match_one_with_the_same_global_batch(tmp_path):
     a, b = load_file(one / "last.safetensors"), load_file(two / "last.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
-    metrics = [[json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()] for d in (one, two)]
+    metrics = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (one, two)]
     assert [m["val_top1"] for m in metrics[0]] == [m["val_top1"] for m in metrics[1]]
     assert [m["train_loss"] for m in metrics[0]] == pytest.approx([m["train_loss"] for m in metrics[1]], rel=1e-5)
 

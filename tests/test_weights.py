@@ -15,9 +15,9 @@ from torch import nn
 
 import registry_core
 from registry_core import Block, WeightsError, create, hookimpl, list_models, load, read_metadata, save
-from registry_core import weights as weights_module
-from registry_core.compose import meta_device
 from registry_core.cli import main
+from registry_core.model.compose import meta_device
+from registry_core.weights import safetensors_io
 
 
 def state_equal(a: nn.Module, b: nn.Module) -> bool:
@@ -223,7 +223,7 @@ def test_a_failed_write_leaves_the_previous_file_intact(lenet_file, monkeypatch)
         Path(filename).write_bytes(before[: len(before) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(weights_module, "save_file", crash_midway)
+    monkeypatch.setattr(safetensors_io, "save_file", crash_midway)
     with torch.no_grad():
         model.head.fc.bias.add_(1)
     with pytest.raises(OSError, match="disk full"):

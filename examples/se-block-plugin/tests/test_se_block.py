@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from registry_se_block.blocks import SEBottleneck, SqueezeExcite
 
 from registry_core import create, list_models, testing
-from registry_se_block.blocks import SEBottleneck, SqueezeExcite
 
 needs_resnet = pytest.mark.skipif("resnet50" not in list_models(), reason="needs registry-resnet (resnet50, resnext50_32x4d)")
 

@@ -15,16 +15,14 @@ from registry_core import Head
 from .blocks import ConvBnRelu
 
 
-def _classifier(in_features: int, num_classes: int) -> nn.Module:
-    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
-
-
 class GoogLeNetAuxHead(Head):
     """Adaptive average pool to 4x4, 1x1 conv, a hidden linear layer with dropout, classifier.
 
     The adaptive pool gives torchvision's exact result on the 14x14 maps of a 224 input
     and works at any input size.
     """
+
+    classifier_name = "fc2"
 
     def __init__(self, in_features: int, num_classes: int, width: int = 128, hidden: int = 1024, pool_size: int = 4, drop_rate: float = 0.7):
         super().__init__(in_features, num_classes)
@@ -33,11 +31,7 @@ class GoogLeNetAuxHead(Head):
         self.fc1 = nn.Linear(width * pool_size * pool_size, hidden)
         self.act = nn.ReLU(inplace=True)
         self.drop = nn.Dropout(drop_rate)
-        self.fc2 = _classifier(hidden, num_classes)
-
-    def reset(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc2 = _classifier(self.fc1.out_features, num_classes)
+        self.fc2 = self.make_classifier(hidden)
 
     def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.drop(self.act(self.fc1(self.conv(self.pool(x)).flatten(1))))
@@ -59,11 +53,7 @@ class InceptionV3AuxHead(Head):
         super().__init__(in_features, num_classes)
         self.conv0 = ConvBnRelu(in_features, width, 1)
         self.conv1 = ConvBnRelu(width, hidden, 5)
-        self.fc = _classifier(hidden, num_classes)
-
-    def reset(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = _classifier(self.conv1.conv.out_channels, num_classes)
+        self.fc = self.make_classifier(hidden)
 
     def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if min(x.shape[-2:]) >= self.exact_from:

@@ -1,0 +1,29 @@
+"""Fixtures of every test, the core's and each family's: each writes only under its own
+tmp_path (the weights store lives there too), and no plugin selection or tracing leaks in."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGISTRY_CORE_HOME", str(tmp_path / "registry_core_home"))
+    monkeypatch.delenv("REGISTRY_CORE_PLUGINS", raising=False)
+    monkeypatch.delenv("REGISTRY_CORE_TRACE", raising=False)
+
+
+@pytest.fixture
+def fresh_host(monkeypatch):
+    """A new, empty plugin host (core components only) installed as the process default.
+
+    Returns a function ``add(plugin, name)`` that registers a plugin on it and returns
+    its record; the real default host is restored after the test."""
+    from registry_core.plugins import host as plugins
+
+    host = plugins.PluginHost()
+    monkeypatch.setattr(plugins, "_default", host)
+
+    def add(plugin, name="test-plugin"):
+        return host.add_plugin(plugin, name)
+
+    add.host = host
+    return add

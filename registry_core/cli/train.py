@@ -1,0 +1,114 @@
+"""``train`` and ``eval``: the generic trainer from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import TrainingError
+
+KEEP = argparse.SUPPRESS  # options not given stay out of the namespace: the config's defaults apply
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _data_arguments(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--dataset", required=required, default=KEEP, help="a registered dataset (digits, folder, mnist, cifar10, fake, ...)")
+    p.add_argument("--data-root", default=KEEP, help="the dataset's folder, for datasets read from disk")
+    p.add_argument("--data-opt", dest="data_options", action="append", type=_key_value, default=KEEP, metavar="KEY=VALUE",
+                   help="a dataset option, e.g. val_fraction=0.2 (repeatable)")
+    p.add_argument("--image-size", type=int, default=KEEP, help="resize images to this size (default: the model's input size)")
+    p.add_argument("--workers", type=int, default=KEEP, help="data loading processes (default 0: load in the training process)")
+    p.add_argument("--device", default=KEEP, help="cpu, cuda, cuda:1 ... (default: the GPU if there is one)")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a registered model on a registered dataset",
+                       description="Train any registered model; run under torchrun for several processes.")
+    p.add_argument("--model", default=KEEP, help="a registered model name")
+    p.add_argument("--model-opt", dest="model_options", action="append", type=_key_value, default=KEEP, metavar="KEY=VALUE",
+                   help="a create() option of the model, e.g. drop_rate=0.2 (repeatable)")
+    _data_arguments(p, required=False)
+    p.add_argument("--out", default=KEEP, help="output folder (weights, trainer state, metrics, curves)")
+    p.add_argument("--resume", metavar="OUT_DIR", default=KEEP, help="continue the run saved in OUT_DIR")
+    g = p.add_argument_group("schedule")
+    g.add_argument("--epochs", type=int, default=KEEP, help="default 10")
+    g.add_argument("--max-steps", type=int, default=KEEP, help="stop after this many optimiser steps")
+    g.add_argument("--batch-size", type=int, default=KEEP, help="global batch per forward pass, split across processes (default 64)")
+    g.add_argument("--accum-steps", type=int, default=KEEP, help="micro-batches per optimiser step (default 1)")
+    g.add_argument("--optimizer", choices=("sgd", "adamw"), default=KEEP, help="default sgd (momentum 0.9)")
+    g.add_argument("--lr", type=float, default=KEEP, help="peak learning rate (default 0.05 for sgd, 1e-3 for adamw)")
+    g.add_argument("--momentum", type=float, default=KEEP, help="SGD momentum (default 0.9)")
+    g.add_argument("--weight-decay", type=float, default=KEEP, help="on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)")
+    g.add_argument("--schedule", choices=("cosine", "step", "none"), default=KEEP, help="default cosine")
+    g.add_argument("--warmup-epochs", type=float, default=KEEP, help="linear warm-up before the cosine (default 1)")
+    g.add_argument("--step-epochs", type=int, default=KEEP, help="step schedule: epochs between decays (default 30)")
+    g.add_argument("--gamma", type=float, default=KEEP, help="step schedule: decay factor (default 0.1)")
+    g.add_argument("--label-smoothing", type=float, default=KEEP, help="default 0")
+    g.add_argument("--clip-grad", type=float, default=KEEP, help="clip the gradient norm to this value")
+    g.add_argument("--seed", type=int, default=KEEP, help="default 0; the same seed gives the same run")
+    g = p.add_argument_group("speed and checkpoints")
+    g.add_argument("--channels-last", action="store_true", default=KEEP, help="NHWC memory format")
+    g.add_argument("--amp", choices=("bf16",), default=KEEP, help="bfloat16 autocast")
+    g.add_argument("--compile", action="store_true", default=KEEP, help="torch.compile the model")
+    g.add_argument("--checkpoint-every", type=int, default=KEEP, help="also checkpoint every N steps (default: each epoch)")
+    g.add_argument("--log-every", type=int, default=KEEP, help="steps between log lines when not on a terminal (default 50)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5 and per-class accuracy of a weights file on a dataset")
+    p.add_argument("--weights", required=True, help="a .safetensors file written by the trainer or registry_core.save")
+    _data_arguments(p, required=True)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_train(args) -> int:
+    from ..training.train import fit
+
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
+    for key in ("data_options", "model_options"):
+        if key in options:
+            options[key] = dict(options[key])
+    if "resume" in args:
+        trainer = fit(resume=args.resume, **options)
+    else:
+        missing = [f"--{k}" for k in ("model", "dataset", "out") if k not in options]
+        if missing:
+            raise TrainingError(f"train needs {', '.join(missing)} (or --resume OUT_DIR)")
+        trainer = fit(**options)
+    if not trainer.dist.is_main:
+        return 0
+    out = Path(trainer.config.out or ".")
+    print(f"best validation top-1 {trainer.best_top1:.2f}%")
+    for name in ("last.safetensors", "best.safetensors", "metrics.jsonl", "curves.png"):
+        if (out / name).exists():
+            print(f"  {out / name}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ..training.evaluate import evaluate
+
+    result = evaluate(args.weights, args.dataset, data_root=getattr(args, "data_root", None),
+                      data_options=dict(getattr(args, "data_options", [])), batch_size=args.batch_size,
+                      image_size=getattr(args, "image_size", None), workers=getattr(args, "workers", 0),
+                      device=getattr(args, "device", None))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.weights} on {args.dataset} ({result['images']} validation images at {result['image_size']}px)")
+    print(f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
+    width = max(len(c) for c in result["classes"])
+    for name, accuracy in zip(result["classes"], result["per_class"]):
+        print(f"  {name.ljust(width)}  {'-' if accuracy is None else f'{accuracy:6.2f}%'}")
+    return 0

@@ -1,0 +1,76 @@
+"""Where torchvision's and timm's own ``pretrained=True`` caches keep checkpoints.
+
+Only paths are computed here; the files are read, converted and verified by
+``conversion``. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from ..weights.keymaps import Converter
+
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def cached_checkpoint(converter: Converter) -> Path | None:
+    """Where ``converter.source``'s own pretrained=True cache would hold this model's
+    default checkpoint, if that file exists."""
+    if converter.source not in ("torchvision", "timm") or importlib.util.find_spec(converter.source) is None:
+        return None
+    candidates = _torchvision_files(converter.source_name) if converter.source == "torchvision" else _timm_files(converter.source_name)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _torch_hub_checkpoint(url: str) -> Path:
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def _torchvision_files(name: str) -> list[Path]:
+    from torchvision.models import get_model_weights
+
+    try:
+        default = get_model_weights(name).DEFAULT
+    except (ValueError, KeyError, AttributeError):
+        return []
+    return [_torch_hub_checkpoint(default.url)]
+
+
+def _timm_files(name: str) -> list[Path]:
+    """timm prefers the Hugging Face hub copy (``hf_hub_id``), then its ``url``."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return []
+    files = []
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        names = ([cfg.hf_hub_filename] if cfg.hf_hub_filename else []) + list(HF_WEIGHT_FILES)
+        files += [_hf_cached(repo, n, revision or "main") for n in names]
+    if isinstance(cfg.url, str) and cfg.url:
+        files.append(_torch_hub_checkpoint(cfg.url))
+    return files
+
+
+def hf_hub_cache() -> Path:
+    """Where the Hugging Face hub keeps downloads (``HF_HUB_CACHE``, ``HF_HOME``)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "huggingface" / "hub"
+
+
+def _hf_cached(repo: str, filename: str, revision: str) -> Path:
+    """The hub cache layout: ``models--<org>--<name>/snapshots/<commit>/<file>``, the
+    commit named by ``refs/<revision>`` (or the revision itself, when it is a commit)."""
+    folder = hf_hub_cache() / f"models--{repo.replace('/', '--')}"
+    ref = folder / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    return folder / "snapshots" / commit / filename

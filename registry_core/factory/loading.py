@@ -1,0 +1,49 @@
+"""Loading a weights file into the model it describes: build once on the meta device,
+then assign the file's tensors.
+
+Create options the caller leaves unset follow the file (its recorded options, class
+count and input channels), so the model is the one that was saved. A different
+``num_classes`` (fresh head) or ``in_chans`` (adapted first convolution) is allowed
+and reported with a warning. Nothing here calls ``create``; ``create`` calls this.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from ..errors import WeightsError
+from ..model.compose import ComposedModel
+from ..weights.adapt import prepare_state
+from ..weights.assign import assign_weights
+from ..weights.metadata import header_int, options_for_file, rebuild_hint
+from ..weights.safetensors_io import read_tensors
+from .build import build_model
+
+
+def load_file(path: str | os.PathLike, name: str | None = None, **requested: Any) -> ComposedModel:
+    """The model in ``path`` (``name``, or the one its metadata names) with its weights;
+    ``requested`` are create options that replace the recorded ones."""
+    state, header = read_tensors(path)
+    if name is None:
+        if "model" not in header:
+            raise WeightsError(f"{path} does not say which model it holds; use registry_core.create(name, weights=path)")
+        name = header["model"]
+    elif header.get("model", name) != name:
+        raise WeightsError(f"{path} holds weights for {header['model']!r}, not {name!r}; "
+                           f"load it with registry_core.load(path) or create({header['model']!r}, weights=path)")
+    options = options_for_file(header, requested, path)
+    file_chans = header_int(header, "in_chans", path)
+    notes: list[str] = []
+    model = assign_weights(lambda: build_model(name, **options), state,
+                           prepare=lambda m: notes.extend(prepare_state(m, state, file_chans, path)),
+                           on_error=rebuild_hint(name, header, path))
+    wanted_classes = requested.get("num_classes")
+    if not options.get("features_only", False) and wanted_classes is not None and wanted_classes != model.num_classes:
+        notes.append(f"{path}: head reset for {wanted_classes} classes (the file has {model.num_classes}); "
+                     "it is freshly initialised, everything else is loaded")
+        model.reset_classifier(wanted_classes)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return model

@@ -1,0 +1,75 @@
+"""The shape contract every stem, block and head keeps.
+
+A model is ``stem -> stages of blocks -> head``. The core wires components together
+using only what these base classes promise, so any plugin's block fits any stage:
+
+* ``Stem(in_chans, **options)`` turns an image into the first feature map and says
+  how many channels it produces (``out_channels``) and by what factor it shrinks the
+  image (``reduction``).
+* ``Block(in_channels, out_channels, stride=1, **options)`` maps ``N x in x H x W`` to
+  ``N x out x H/stride x W/stride`` (floor or ceil) and owns its own shortcut.
+  A block built from unpadded convolutions sets ``trims_border = True``: its output may
+  then be smaller than ``H/stride`` (LeNet's 5x5 valid convolutions do this).
+* ``Head(in_features, num_classes, **options)`` turns the last feature map into logits
+  and can be rebuilt for another number of classes with ``reset(num_classes)``;
+  ``num_classes=0`` means "no classifier": the head returns pooled features.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class Stem(nn.Module):
+    """First layers of a model: image in, feature map out."""
+
+    def __init__(self, in_chans: int, out_channels: int, reduction: int):
+        super().__init__()
+        self.in_chans = in_chans
+        self.out_channels = out_channels
+        self.reduction = reduction
+
+
+class Block(nn.Module):
+    """One residual unit, conv layer or module of a stage."""
+
+    trims_border = False
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+
+
+class Head(nn.Module):
+    """Last feature map in, logits out.
+
+    A head builds its final linear layer with ``self.make_classifier(features)`` and
+    stores it under ``classifier_name`` (``"fc"`` unless the head says otherwise); the
+    inherited ``reset`` then rebuilds exactly that layer. A head laid out differently
+    overrides ``reset``.
+    """
+
+    classifier_name = "fc"
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.in_features = in_features
+        self.num_classes = num_classes
+
+    def make_classifier(self, features: int) -> nn.Module:
+        """The classifier for ``features`` pre-logit features and ``self.num_classes``
+        classes: a linear layer, or ``nn.Identity`` for ``num_classes=0``."""
+        self.pre_logits_features = features
+        return nn.Linear(features, self.num_classes) if self.num_classes > 0 else nn.Identity()
+
+    def reset(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialised one for ``num_classes``."""
+        if not hasattr(self, "pre_logits_features"):
+            raise NotImplementedError(f"{type(self).__name__} builds no classifier with make_classifier(); it must implement reset()")
+        self.num_classes = num_classes
+        setattr(self, self.classifier_name, self.make_classifier(self.pre_logits_features))
+
+    def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

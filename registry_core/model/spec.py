@@ -1,0 +1,142 @@
+"""Model specs: what a plugin hands the core so the core can build a model.
+
+A spec is plain data (names of registered components plus their options), so the core
+can swap a stage's block, change the number of classes, or record how a model was
+built in a weights file without knowing the architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import SpecError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered stem or head, by name, with the options to build it."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One block of an irregular stage; ``block=None`` uses the stage's block."""
+
+    out_channels: int
+    stride: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+    block: str | None = None
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A run of blocks. Regular stages give ``depth``/``out_channels``/``stride`` (the
+    stride goes to the first block); irregular ones list ``blocks`` explicitly."""
+
+    block: str
+    depth: int = 1
+    out_channels: int = 0
+    stride: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+    blocks: tuple[BlockSpec, ...] = ()
+    name: str | None = None
+
+    def expand(self) -> list[tuple[str, int, int, dict[str, Any]]]:
+        """Per-block ``(block name, out_channels, stride, options)``."""
+        if self.blocks:
+            return [
+                (b.block or self.block, b.out_channels, b.stride, {**self.options, **b.options})
+                for b in self.blocks
+            ]
+        if self.depth < 1 or self.out_channels < 1:
+            raise SpecError(f"stage {self.name or self.block!r} needs depth >= 1 and out_channels >= 1")
+        return [
+            (self.block, self.out_channels, self.stride if i == 0 else 1, dict(self.options))
+            for i in range(self.depth)
+        ]
+
+    def block_names(self) -> set[str]:
+        return {name for name, *_ in self.expand()}
+
+
+@dataclass(frozen=True)
+class AuxHeadSpec:
+    """An auxiliary classifier tapped after a stage (index or name), used in training
+    with ``loss_weight`` times its cross-entropy added to the main loss."""
+
+    name: str
+    after: int | str
+    loss_weight: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a user needs to feed the model and cite it."""
+
+    family: str = ""
+    num_classes: int = 1000
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    min_input_size: tuple[int, int, int] = (3, 32, 32)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
+    description: str = ""
+    paper: str = ""
+
+    def with_channels(self, in_chans: int) -> ModelMeta:
+        """Metadata for ``in_chans`` input channels (mean/std averaged or repeated)."""
+        if in_chans == self.input_size[0]:
+            return self
+        mean, std = _fit_channels(self.mean, in_chans), _fit_channels(self.std, in_chans)
+        return replace(
+            self,
+            input_size=(in_chans, *self.input_size[1:]),
+            min_input_size=(in_chans, *self.min_input_size[1:]),
+            mean=mean,
+            std=std,
+        )
+
+
+def _fit_channels(values: tuple[float, ...], n: int) -> tuple[float, ...]:
+    if n == 1:
+        return (sum(values) / len(values),)
+    return tuple(values[i % len(values)] for i in range(n))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """stem -> stages -> head (+ auxiliary heads), and the model's metadata."""
+
+    stem: Component
+    stages: tuple[StageSpec, ...]
+    head: Component
+    meta: ModelMeta = field(default_factory=ModelMeta)
+    aux_heads: tuple[AuxHeadSpec, ...] = ()
+
+    def __post_init__(self):
+        if not self.stages:
+            raise SpecError("a model spec needs at least one stage")
+        object.__setattr__(self, "stages", tuple(self.stages))
+        object.__setattr__(self, "aux_heads", tuple(self.aux_heads))
+        for aux in self.aux_heads:
+            self.stage_index(aux.after)
+
+    def stage_index(self, ref: int | str) -> int:
+        """Resolve a stage given by index or name."""
+        if isinstance(ref, int):
+            if not 0 <= ref < len(self.stages):
+                raise SpecError(f"stage index {ref} out of range (the model has {len(self.stages)} stages)")
+            return ref
+        for i, stage in enumerate(self.stages):
+            if stage.name == ref:
+                return i
+        raise SpecError(f"no stage named {ref!r}")

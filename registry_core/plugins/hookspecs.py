@@ -1,0 +1,121 @@
+"""The plugin contract: every hook a plugin may implement.
+
+Each hook receives one argument, ``register``, a callback bound to the calling plugin,
+so that every entry is stamped with the plugin (distribution, version, entry point)
+that gave it. A plugin hands over data through ``register`` and nothing else.
+
+Names are global per kind: a second registration of a name, by any plugin, is a
+``DuplicateNameError`` naming both plugins, unless the later one passes
+``override=True``; an override is shown by ``registry-core plugins``. A plugin that
+raises inside a hook, or whose registrations clash, is marked broken and contributes
+nothing; the rest of the registry keeps working.
+
+Hooks may gain keyword arguments in later versions (an implementation may accept only
+the ones it uses), but never lose or rename one.
+
+The callbacks' types: ``Register[T]`` is called as ``register(name, obj, *,
+override=False)`` with ``obj`` a ``T``; ``RegisterConverter`` as ``register(converter,
+*, override=False)``; a ``DatasetLike`` has ``load(root, **options)``.
+"""
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import pluggy
+
+from ..model.interfaces import Block, Head, Stem
+from ..model.spec import ModelSpec
+from ..weights.keymaps import Converter
+
+PROJECT = "registry_core"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+T = TypeVar("T", contravariant=True)
+
+
+class Register(Protocol[T]):
+    """The ``register`` callback of the stem, block, head, model and dataset hooks."""
+
+    def __call__(self, name: str, obj: T, /, *, override: bool = False) -> None: ...
+
+
+class RegisterConverter(Protocol):
+    """The ``register`` callback of ``register_converters``."""
+
+    def __call__(self, converter: Converter, /, *, override: bool = False) -> None: ...
+
+
+class DatasetLike(Protocol):
+    """What ``register_datasets`` hands over (a ``registry_core.DatasetFactory``)."""
+
+    def load(self, root: str | None, **options: Any) -> tuple[Any, Any, list[str]]: ...
+
+
+@hookspec
+def register_stems(register: Register[type[Stem]]) -> None:
+    """Contribute stems.
+
+    Called once, when the registry first loads. Call ``register(name, cls, *,
+    override=False)`` for each stem, where ``cls`` is a ``registry_core.Stem``
+    subclass built as ``cls(in_chans, **options)``.
+    """
+
+
+@hookspec
+def register_blocks(register: Register[type[Block]]) -> None:
+    """Contribute blocks.
+
+    Called once, when the registry first loads. Call ``register(name, cls, *,
+    override=False)`` for each block, where ``cls`` is a ``registry_core.Block``
+    subclass built as ``cls(in_channels, out_channels, stride=1, **options)``. A
+    registered block can be put into any model with ``create(model, block=name)``.
+    """
+
+
+@hookspec
+def register_heads(register: Register[type[Head]]) -> None:
+    """Contribute heads.
+
+    Called once, when the registry first loads. Call ``register(name, cls, *,
+    override=False)`` for each head, where ``cls`` is a ``registry_core.Head``
+    subclass built as ``cls(in_features, num_classes, **options)``.
+    """
+
+
+@hookspec
+def register_models(register: Register[ModelSpec | Callable[..., ModelSpec]]) -> None:
+    """Contribute models.
+
+    Called once, when the registry first loads. Call ``register(name, spec, *,
+    override=False)``, where ``spec`` is a ``registry_core.ModelSpec`` or a function
+    returning one. The function's keyword parameters are the options users may
+    override at ``create(name, **options)``; any other option is rejected with a
+    ``ValueError`` naming it.
+    """
+
+
+@hookspec
+def register_converters(register: RegisterConverter) -> None:
+    """Contribute weight converters.
+
+    Called once, when the registry first loads. Call ``register(converter, *,
+    override=False)`` with a ``registry_core.Converter``: pure functions mapping a
+    state dict between another library's layout (``converter.source``, such as
+    ``"torchvision"`` or ``"timm"``) and ours for one model. Converters do no I/O;
+    the core reads, writes and verifies. The registry key is ``source/model``.
+    """
+
+
+@hookspec
+def register_datasets(register: Register[DatasetLike]) -> None:
+    """Contribute datasets for the trainer.
+
+    Called once, when the registry first loads. Call ``register(name, factory, *,
+    override=False)``, where ``factory`` is a ``registry_core.DatasetFactory``
+    whose ``load(root, **options)`` returns ``(train, val, classes)``: two map-style
+    torch Datasets of ``(C x H x W image tensor, int label)`` and the class names.
+    ``root`` is the user's ``--data-root`` or ``None``; nothing may be downloaded.
+    See ``docs/training.md``.
+    """

@@ -1,0 +1,155 @@
+"""Registered datasets, and turning their images into what a model expects.
+
+A dataset plugin hands over a ``DatasetFactory``; the trainer asks it for train and
+validation splits of raw images and fits them to the model here, from the model's
+metadata alone (size, interpolation, mean/std). The core imports no torchvision: a
+dataset yields tensors, and resizing and normalising are plain torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import DataError, UnknownComponentError
+from ..plugins.host import default_host
+
+
+class DatasetFactory:
+    """A dataset the trainer can load by name; subclass it and register an instance.
+
+    ``load(root, **options)`` returns ``(train, val, classes)``: two map-style torch
+    Datasets whose items are ``(image, label)`` and the list of class names. ``image``
+    is a ``C x H x W`` tensor, ``uint8`` in 0..255 or floating point in 0..1, of any
+    size (the trainer resizes it); ``label`` is an int (or 0-dim integer tensor) in
+    ``range(len(classes))``. ``root`` is the folder the user named (``--data-root``),
+    or ``None``. A dataset whose files are missing raises ``registry_core.DataError``
+    saying where to put them; nothing downloads.
+    """
+
+    description: str = ""
+
+    def load(self, root: str | None, **options: Any) -> tuple[Dataset, Dataset, list[str]]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement load()")
+
+
+class LoadedDataset(NamedTuple):
+    train: Dataset
+    val: Dataset
+    classes: list[str]
+    channels: int
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered dataset names matching a shell-style ``pattern``, sorted."""
+    return default_host().registry.names("dataset", pattern)
+
+
+def load_dataset(name: str, root: str | None = None, **options: Any) -> LoadedDataset:
+    """Load a registered dataset and check it keeps the ``DatasetFactory`` contract."""
+    try:
+        factory = default_host().registry.get("dataset", name).obj
+    except UnknownComponentError as exc:
+        raise DataError(f"{exc}; registered datasets: {', '.join(list_datasets()) or 'none'}") from None
+    try:
+        result = factory.load(root, **options)
+    except TypeError as exc:
+        raise DataError(f"dataset {name!r} cannot be loaded with options {options}: {exc}") from None
+    if not (isinstance(result, tuple) and len(result) == 3):
+        raise DataError(f"dataset {name!r}: load() must return (train, val, classes)")
+    train, val, classes = result
+    if len(train) == 0 or len(val) == 0:
+        raise DataError(f"dataset {name!r} has an empty split (train {len(train)}, val {len(val)} images)")
+    image, _ = train[0]
+    if not (isinstance(image, Tensor) and image.ndim == 3):
+        raise DataError(f"dataset {name!r}: images must be C x H x W tensors, got {type(image).__name__}")
+    return LoadedDataset(train, val, list(classes), image.shape[0])
+
+
+class Resized(Dataset):
+    """Images at ``size`` x ``size``, still raw (uint8 or 0..1 floats).
+
+    Resizing happens per image because a folder's images differ in size; converting
+    and normalising happen per batch (``normalize``), where they are cheap.
+    """
+
+    def __init__(self, dataset: Dataset, size: int, interpolation: str = "bilinear"):
+        self.dataset, self.size, self.mode = dataset, size, interpolation
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        image, label = self.dataset[index]
+        if image.shape[-2:] != (self.size, self.size):
+            image = resize(image, self.size, self.mode)
+        return image, int(label)
+
+
+def resize(image: Tensor, size: int, mode: str = "bilinear") -> Tensor:
+    """One ``C x H x W`` image to ``size`` x ``size``, keeping its dtype."""
+    smooth = mode in ("bilinear", "bicubic")
+    x = image.unsqueeze(0).float()
+    x = F.interpolate(x, size=(size, size), mode=mode, antialias=smooth, **({"align_corners": False} if smooth else {}))
+    x = x.squeeze(0)
+    return x.round().clamp(0, 255).to(torch.uint8) if image.dtype == torch.uint8 else x
+
+
+def normalize(images: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    """A batch of raw images -> floats normalised with the model's mean and std."""
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    mean_t = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean_t) / std_t
+
+
+class ShardedBatches(Sampler[list[int]]):
+    """Batches of indices for one process: the same for any number of processes.
+
+    The epoch's order is a permutation seeded by ``(seed, epoch)``; process ``rank`` of
+    ``world`` takes every ``world``-th index, so the batches of all processes together
+    are exactly the single-process batches. ``skip`` drops the first batches (resuming
+    mid-epoch). Training drops the last partial batch; validation keeps it.
+    """
+
+    def __init__(self, length: int, batch_size: int, *, rank: int = 0, world: int = 1, shuffle: bool = False,
+                 seed: int = 0, epoch: int = 0, skip: int = 0):
+        if batch_size % world:
+            raise DataError(f"batch size {batch_size} must be divisible by the number of processes ({world})")
+        self.length, self.per_rank, self.rank, self.world = length, batch_size // world, rank, world
+        self.shuffle, self.seed, self.epoch, self.skip = shuffle, seed, epoch, skip
+
+    def _indices(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.rank, self.length, self.world))
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.length, generator=generator)
+        order = order[: self.length - self.length % self.world]
+        return order[self.rank :: self.world].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        indices = self._indices()
+        for start in range(self.skip * self.per_rank, len(indices), self.per_rank):
+            batch = indices[start : start + self.per_rank]
+            if self.shuffle and len(batch) < self.per_rank:
+                return
+            yield batch
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            return max(self.length // self.world // self.per_rank - self.skip, 0)
+        return max(math.ceil(len(range(self.rank, self.length, self.world)) / self.per_rank) - self.skip, 0)
+
+
+def make_loader(dataset: Dataset, batches: ShardedBatches, workers: int, device: torch.device, seed: int = 0) -> DataLoader:
+    """A loader over ``batches``; its own generator keeps worker seeding off the global stream."""
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=device.type == "cuda",
+                      generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,97 @@
+"""The metadata format of our weights files: what a header records, and reading it back.
+
+A header records how the model was created (name and create-time options), which
+plugin gave it, and its input contract, all as strings; see ``docs/weights.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .._version import __version__
+from ..errors import WeightsError
+from ..model.compose import ComposedModel
+
+
+def model_metadata(model: ComposedModel) -> dict[str, str]:
+    """What ``save`` records about ``model``: enough to rebuild it and to feed it."""
+    if not isinstance(model, ComposedModel) or not model.model_name or model.provenance is None:
+        raise WeightsError("save() needs a model made by registry_core.create (it records the model's name)")
+    provenance = model.provenance
+    meta = model.meta
+    header = {
+        "format": "pt",
+        "registry_core": __version__,
+        "model": model.model_name,
+        "create_kwargs": to_json(model.create_kwargs),
+        "in_chans": str(meta.input_size[0]),
+        "aux_heads": str(len(model.aux_heads)),
+        "plugin": provenance.distribution or provenance.plugin,
+        "plugin_version": provenance.version,
+        "input_size": to_json(meta.input_size),
+        "mean": to_json(meta.mean),
+        "std": to_json(meta.std),
+        "interpolation": meta.interpolation,
+        "crop_pct": str(meta.crop_pct),
+    }
+    if not model.features_only:
+        header["num_classes"] = str(model.num_classes)
+    return header
+
+
+def to_json(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except TypeError as exc:
+        raise WeightsError(f"cannot record {value!r} in a weights file: {exc}") from None
+
+
+def _from_json(value: Any) -> Any:
+    """JSON has no tuples; options go back to the builders as tuples, as they were."""
+    if isinstance(value, list):
+        return tuple(_from_json(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def recorded_options(header: Mapping[str, str], path) -> dict[str, Any]:
+    """The create options a header records (``create_kwargs``), as the builders take them."""
+    try:
+        recorded = _from_json(json.loads(header.get("create_kwargs", "{}")))
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise WeightsError(f"{path}: its create_kwargs metadata is not a JSON object")
+    return recorded
+
+
+def header_int(header: Mapping[str, str], key: str, path) -> int | None:
+    if key not in header:
+        return None
+    try:
+        return int(header[key])
+    except ValueError:
+        raise WeightsError(f"{path}: metadata {key}={header[key]!r} is not an integer") from None
+
+
+def options_for_file(header: Mapping[str, str], requested: Mapping[str, Any], path) -> dict[str, Any]:
+    """Create options for the model a file holds: the recorded ones, replaced by
+    ``requested``, with the file's class count and input channels where not asked."""
+    options = {**recorded_options(header, path), **requested}
+    file_classes, file_chans = header_int(header, "num_classes", path), header_int(header, "in_chans", path)
+    if not options.get("features_only", False) and file_classes is not None:
+        options["num_classes"] = file_classes
+    if options.get("in_chans") is None and file_chans is not None:
+        options["in_chans"] = file_chans
+    return options
+
+
+def rebuild_hint(name: str, header: Mapping[str, str], path) -> str:
+    """How to call ``create`` so that it builds what the file was saved from."""
+    if "create_kwargs" not in header:
+        return ""
+    call = ", ".join([repr(name), *(f"{k}={v!r}" for k, v in recorded_options(header, path).items())])
+    return f" (the file was saved from create({call}); pass the same options, or use registry_core.load({str(path)!r}))"
