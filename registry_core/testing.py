@@ -22,6 +22,7 @@ from .factory.catalog import get_converter
 from .factory.conversion import max_output_difference
 from .factory.create import create
 from .model.compose import classification_loss, main_logits
+from .model.init import initialise
 from .model.interfaces import Block, Head, Stem
 from .plugins.host import default_host
 
@@ -56,6 +57,32 @@ def _check_deterministic_eval(module: nn.Module, x: torch.Tensor, what: str) -> 
     return first
 
 
+def _built_and_initialised(cls: Any, args: tuple, options: dict[str, Any], what: str) -> Any:
+    """Build the component twice under one seed, as the core does (constructor, then
+    ``init_weights()`` or the default initialisation), and check the initialisation
+    contract: finite, reproducible under the seed, and, for the default, He fan-out."""
+    built = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        module = cls(*args, **options)
+        initialise(module)
+        built.append(module)
+    first, second = (dict(m.named_parameters()) for m in built)
+    bad = [n for n, p in first.items() if not torch.isfinite(p).all()]
+    _expect(not bad, f"{what}: non-finite parameters after initialisation: {', '.join(bad[:5])}")
+    differ = [n for n in first if not torch.equal(first[n], second[n])]
+    _expect(not differ, f"{what}: initialisation is not reproducible under torch.manual_seed: {', '.join(differ[:5])}")
+    if not callable(getattr(built[0], "init_weights", None)):
+        for name, layer in built[0].named_modules():
+            if isinstance(layer, nn.modules.conv._ConvNd) and layer.weight.numel() >= 4096:
+                fan_out = layer.weight.shape[0] * layer.weight[0, 0].numel()
+                expected = math.sqrt(2.0 / fan_out)
+                std = layer.weight.std().item()
+                _expect(abs(std - expected) <= 0.2 * expected,
+                        f"{what}: {name} has std {std:.3g} after the default initialisation, expected {expected:.3g}")
+    return built[0]
+
+
 def _spatial_ok(size_in: int, size_out: int, stride: int, trims: bool) -> bool:
     if trims:
         return 1 <= size_out <= math.ceil(size_in / stride)
@@ -65,7 +92,7 @@ def _spatial_ok(size_in: int, size_out: int, stride: int, trims: bool) -> bool:
 def check_stem(stem: type[Stem] | str, *, in_chans: int = 3, size: int = 64, batch: int = 2, **options: Any) -> Stem:
     """A stem builds from ``in_chans``, produces ``out_channels`` and shrinks by ``reduction``."""
     cls = _resolve("stem", stem)
-    module = cls(in_chans, **options)
+    module = _built_and_initialised(cls, (in_chans,), options, f"stem {cls.__name__}")
     what = f"stem {cls.__name__}"
     _expect(isinstance(module, Stem), f"{what} is not a registry_core.Stem")
     module.train()
@@ -92,7 +119,7 @@ def check_block(
 ) -> Block:
     """A block maps ``N x in x H x W`` to ``N x out x H/stride x W/stride`` and trains."""
     cls = _resolve("block", block)
-    module = cls(in_channels, out_channels, stride, **options)
+    module = _built_and_initialised(cls, (in_channels, out_channels, stride), options, f"block {cls.__name__}")
     what = f"block {cls.__name__}({in_channels}, {out_channels}, stride={stride})"
     _expect(isinstance(module, Block), f"{what} is not a registry_core.Block")
     _expect(
@@ -114,7 +141,7 @@ def check_block(
 def check_head(head: type[Head] | str, *, in_features: int = 32, num_classes: int = 7, size: int = 7, batch: int = 2, **options: Any) -> Head:
     """A head gives ``N x num_classes`` logits and ``reset`` changes the class count."""
     cls = _resolve("head", head)
-    module = cls(in_features, num_classes, **options)
+    module = _built_and_initialised(cls, (in_features, num_classes), options, f"head {cls.__name__}")
     what = f"head {cls.__name__}"
     _expect(isinstance(module, Head), f"{what} is not a registry_core.Head")
     x = torch.randn(batch, in_features, size, size)
@@ -213,3 +240,58 @@ def check_conversion(
     unequal = [k for k in original if not torch.equal(back[k], original[k])]
     _expect(not unequal, f"{source}/{model}: converting back changes {', '.join(unequal[:5])}")
     return diff
+
+
+def check_plugin(plugin: str) -> list[tuple[str, str]]:
+    """Run the kit on everything the loaded plugin ``plugin`` (its entry-point or
+    distribution name) provides: every stem, block and head, every model, and every
+    converter whose source library is installed. Returns ``(what, outcome)`` pairs,
+    outcome ``"ok"``, ``"skipped: why"`` or ``"FAILED: why"``; never raises for a
+    failed check, so one bad component does not hide the others."""
+    wanted = plugin.lower().replace("_", "-")
+    records = [r for r in default_host().records.values()
+               if wanted in {r.name.lower().replace("_", "-"), r.distribution.lower().replace("_", "-")}]
+    if not records:
+        raise ConformanceError(f"no loaded plugin is called {plugin!r}")
+    results = []
+    for record in records:
+        if record.status != "ok":
+            results.append((f"plugin {record.name}", f"FAILED: {record.status}: {record.error}"))
+        for kind, names in record.provided.items():
+            for name in names:
+                results.append((f"{kind} {name}", _run_check(kind, name)))
+    return results
+
+
+def _run_check(kind: str, name: str) -> str:
+    import inspect
+
+    try:
+        if kind in ("stem", "block", "head"):
+            cls = _resolve(kind, name)
+            required = [p.name for p in list(inspect.signature(cls).parameters.values())[3 if kind == "block" else 2:]
+                        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD]
+            if kind == "stem":
+                required = [p for p in required if p != "in_chans"]
+            if required:
+                return f"skipped: needs options ({', '.join(required)}); its models check it"
+            {"stem": lambda: check_stem(name, size=128), "block": lambda: check_block(name),
+             "head": lambda: check_head(name)}[kind]()
+        elif kind == "model":
+            check_model(name)
+        elif kind == "converter":
+            import importlib.util
+
+            from .factory.conversion import source_model
+
+            converter = get_converter(*name.split("/", 1))
+            if importlib.util.find_spec(converter.source) is None:
+                return f"skipped: {converter.source} is not installed"
+            size = create(converter.model, **converter.create_kwargs).meta.min_input_size[-1]
+            check_conversion(converter.source, converter.model, perturb_batchnorm(source_model(converter)),
+                             size=max(size, 64), atol=1e-4)
+        else:
+            return "skipped: no conformance check for datasets"
+    except Exception as exc:  # report every failure, of any kind, and go on
+        return f"FAILED: {type(exc).__name__}: {exc}"
+    return "ok"

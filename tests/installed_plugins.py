@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 PIP = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index", "--no-deps", "--no-build-isolation"]
@@ -31,3 +32,13 @@ def run_python(*args: str, site: Path | None = None, cwd: Path | None = None, **
     if site is not None:
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=environment, cwd=cwd, timeout=900)
+
+
+def write_distribution(site: Path, dist: str, module: str, body: str, entry_name: str, version: str = "1.2.3") -> None:
+    """A minimal installed distribution in ``site``: one module and its ``.dist-info``
+    advertising it in the ``registry_core`` entry-point group, as pip leaves it."""
+    (site / f"{module}.py").write_text(textwrap.dedent(body))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[registry_core]\n{entry_name} = {module}\n")

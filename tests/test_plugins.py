@@ -2,11 +2,11 @@
 and discovery of a real (temporary) distribution through its entry point."""
 
 import sys
-import textwrap
 
 import pytest
 import torch
 from components import TinyBlock, as_plugin, make_plugin, tiny
+from installed_plugins import write_distribution
 
 import registry_core
 from registry_core import (
@@ -37,23 +37,60 @@ def test_entries_carry_provenance(fresh_host):
     assert record.hooks == ["register_blocks", "register_models", "register_stems"]
 
 
-def test_duplicate_name_breaks_the_later_plugin_and_names_both(fresh_host):
-    fresh_host(models_plugin(alpha=tiny), "first")
-    with pytest.warns(PluginWarning, match="second"):
-        record = fresh_host(models_plugin(alpha=tiny, beta=tiny), "second")
-    assert record.status == "broken"
-    assert "first" in record.error and "second" in record.error and "DuplicateNameError" in record.error
-    # the first plugin keeps its name; the broken one contributes nothing
-    assert fresh_host.host.registry.get("model", "alpha").provenance.plugin == "first"
-    with pytest.raises(BrokenPluginError, match="second"):
-        registry_core.create("beta")
+@pytest.mark.parametrize("second_first", [False, True])
+def test_a_clash_contests_only_that_name_whatever_the_order(fresh_host, second_first):
+    plugins = [(models_plugin(alpha=tiny), "first"), (models_plugin(alpha=tiny, beta=tiny), "second")]
+    for plugin, name in plugins[::-1] if second_first else plugins:
+        with pytest.warns(PluginWarning, match="alpha") if name == plugins[1 - second_first][1] else _quiet():
+            fresh_host(plugin, name)
+    records = fresh_host.host.records
+    assert records["first"].status == records["second"].status == "ok"
+    assert records["second"].provided == {"model": ["beta"]} and records["first"].provided == {}
+    assert records["first"].contested == records["second"].contested != []
+    with pytest.raises(DuplicateNameError, match="first.*second|second.*first") as excinfo:
+        registry_core.create("alpha")
+    assert "REGISTRY_CORE_PREFER" in str(excinfo.value)
+    assert registry_core.list_models() == ["beta"]
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self.catch = warnings.catch_warnings()
+        self.catch.__enter__()
+        warnings.simplefilter("error", PluginWarning)
+
+    def __exit__(self, *exc):
+        self.catch.__exit__(*exc)
+
+
+def test_a_preference_settles_a_contest_and_is_shown(monkeypatch):
+    monkeypatch.setenv("REGISTRY_CORE_PREFER", "alpha=second")
+    host = PluginHost()
+    host.add_plugin(models_plugin(alpha=tiny), "first")
+    host.add_plugin(models_plugin(alpha=tiny, beta=tiny), "second")
+    assert host.registry.get("model", "alpha").provenance.plugin == "second"
+    assert host.records["second"].provided == {"model": ["alpha", "beta"]}
+    assert "settled for second" in host.records["first"].contested[0]
+
+
+def test_a_preference_file_in_the_home_folder_settles_a_contest(tmp_path, monkeypatch):
+    home = tmp_path / "registry_core_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "prefer.txt").write_text("# which plugin owns contested names\nmodel:alpha = first\n")
+    host = PluginHost()
+    host.add_plugin(models_plugin(alpha=tiny), "first")
+    host.add_plugin(models_plugin(alpha=tiny), "second")
+    assert host.registry.get("model", "alpha").provenance.plugin == "first"
 
 
 def test_registry_duplicate_error_directly():
     registry = Registry()
     registry.add_all([Entry("model", "m", tiny, Provenance("a"))])
+    registry.add_all([Entry("model", "m", tiny, Provenance("b"))])
     with pytest.raises(DuplicateNameError, match="a.*b"):
-        registry.add_all([Entry("model", "m", tiny, Provenance("b"))])
+        registry.get("model", "m")
     with pytest.raises(DuplicateNameError, match="twice"):
         registry.add_all([Entry("model", "n", tiny, Provenance("c"))] * 2)
 
@@ -134,14 +171,6 @@ def test_trace_writes_hook_calls(capsys):
 
 
 # --- discovery through a real distribution on sys.path --------------------------------
-
-def write_distribution(site, dist, module, body, entry_name, version="1.2.3"):
-    (site / f"{module}.py").write_text(textwrap.dedent(body))
-    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[registry_core]\n{entry_name} = {module}\n")
-
 
 GOOD_PLUGIN = """
     from torch import nn

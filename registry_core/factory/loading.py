@@ -13,8 +13,9 @@ import os
 import warnings
 from typing import Any
 
-from ..errors import WeightsError
+from ..errors import UnknownModelError, WeightsError
 from ..model.compose import ComposedModel
+from ..plugins.host import default_host
 from ..weights.adapt import prepare_state
 from ..weights.assign import assign_weights
 from ..weights.metadata import header_int, options_for_file, rebuild_hint
@@ -33,6 +34,15 @@ def load_file(path: str | os.PathLike, name: str | None = None, **requested: Any
     elif header.get("model", name) != name:
         raise WeightsError(f"{path} holds weights for {header['model']!r}, not {name!r}; "
                            f"load it with registry_core.load(path) or create({header['model']!r}, weights=path)")
+    try:
+        default_host().registry.get("model", name)
+    except UnknownModelError:
+        if not header.get("plugin"):
+            raise
+        # the file says which distribution gave its model: point there, not at close matches
+        saved_from = f"{header['plugin']} {header.get('plugin_version', '')}".rstrip()
+        raise UnknownModelError(name, (), f"{path} was saved from {saved_from}, which is not installed here: "
+                                f"pip install {header['plugin']}") from None
     options = options_for_file(header, requested, path)
     file_chans = header_int(header, "in_chans", path)
     notes: list[str] = []

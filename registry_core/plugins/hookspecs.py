@@ -4,11 +4,18 @@ Each hook receives one argument, ``register``, a callback bound to the calling p
 so that every entry is stamped with the plugin (distribution, version, entry point)
 that gave it. A plugin hands over data through ``register`` and nothing else.
 
-Names are global per kind: a second registration of a name, by any plugin, is a
-``DuplicateNameError`` naming both plugins, unless the later one passes
-``override=True``; an override is shown by ``registry-core plugins``. A plugin that
-raises inside a hook, or whose registrations clash, is marked broken and contributes
-nothing; the rest of the registry keeps working.
+Names are global per kind. When two plugins register one name, neither gets it and
+both keep everything else, in any load order: asking for it is a
+``DuplicateNameError`` naming both, until the user picks one
+(``REGISTRY_CORE_PREFER=name=distribution``). ``override=True`` beats plain
+registrations; an override is shown by ``registry-core plugins``. A plugin that raises
+inside a hook (or registers one name twice) is marked broken and contributes nothing;
+the rest of the registry keeps working. Hooks run while plugins load: look other
+plugins' components up later, when a model is built.
+
+A stem, block or head may be registered as a function returning its class instead of
+the class: the core calls it on first use, once every plugin has loaded, so the class
+can subclass another plugin's (``registry_core.get_component``).
 
 Hooks may gain keyword arguments in later versions (an implementation may accept only
 the ones it uses), but never lose or rename one.

@@ -2,14 +2,14 @@
 
 from registry_core import hookimpl
 
-from .blocks import SEBottleneck
+from .blocks import se_bottleneck
 from .convert import SE_RESNET50_FROM_TIMM
 from .models import se_resnet50
 
 
 @hookimpl
 def register_blocks(register):
-    register("se_bottleneck", SEBottleneck)
+    register("se_bottleneck", se_bottleneck)  # the class is built on first use, on the registered bottleneck
 
 
 @hookimpl

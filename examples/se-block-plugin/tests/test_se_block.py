@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from registry_se_block.blocks import SEBottleneck, SqueezeExcite
+from registry_se_block.blocks import SqueezeExcite, se_bottleneck
 
 from registry_core import create, list_models, testing
 
@@ -15,14 +15,14 @@ def test_block_keeps_the_contract(stride):
 
 
 def test_block_takes_resnext_stage_options():
-    block = testing.check_block(SEBottleneck, in_channels=64, out_channels=128, groups=8, width_per_group=4)
+    block = testing.check_block(se_bottleneck(), in_channels=64, out_channels=128, groups=8, width_per_group=4)
     assert block.conv2.groups == 8
     assert block.conv2.out_channels == int(128 / 4 * 4 / 64) * 8
 
 
 def test_a_zero_se_reduction_is_refused_by_name():
     with pytest.raises(ValueError, match="se_reduction"):
-        SEBottleneck(16, 32, se_reduction=0)
+        se_bottleneck()(16, 32, se_reduction=0)
 
 
 def test_squeeze_excite_scales_each_channel_by_a_gate_in_0_1():

@@ -13,7 +13,15 @@ def _conv_act_pool(in_channels: int, out_channels: int, act: str, pool: int) -> 
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 5), ACTIVATIONS[act](), nn.MaxPool2d(pool))
 
 
-class LeNetStem(Stem):
+class _KeepsPyTorchInit:
+    """LeNet-5 keeps PyTorch's own per-layer initialisation (uniform, fan-in), which the
+    digits recipe and its figures were tuned with, rather than the core's He default."""
+
+    def init_weights(self) -> None:
+        """Nothing to do: the layers were initialised by PyTorch when built."""
+
+
+class LeNetStem(_KeepsPyTorchInit, Stem):
     """C1 + S2: 32x32 -> 6 x 14x14."""
 
     def __init__(self, in_chans: int, out_channels: int = 6, act: str = "relu"):
@@ -24,7 +32,7 @@ class LeNetStem(Stem):
         return self.body(x)
 
 
-class LeNetConvBlock(Block):
+class LeNetConvBlock(_KeepsPyTorchInit, Block):
     """C3 + S4: an unpadded 5x5 convolution, so the map shrinks by 4 before pooling."""
 
     trims_border = True

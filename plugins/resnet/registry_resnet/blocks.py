@@ -35,6 +35,10 @@ class _ConvStem(Stem):
         self.act = nn.ReLU(inplace=True)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1) if pool else nn.Identity()
 
+    def init_weights(self) -> None:
+        """Nothing left to do: ``conv_bn_pair`` already gave the core's default
+        initialisation (and ``zero_init_last`` its zeros), so the core skips a second pass."""
+
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.act(self.bn(self.conv(x))))
 
@@ -62,6 +66,10 @@ class _ResidualBlock(Block):
         reshapes = stride != 1 or in_channels != out_channels
         self.downsample = nn.Sequential(*conv_bn_pair(in_channels, out_channels, 1, stride)) if reshapes else None
         self.relu = nn.ReLU(inplace=True)
+
+    def init_weights(self) -> None:
+        """Nothing left to do: ``conv_bn_pair`` already gave the core's default
+        initialisation (and ``zero_init_last`` its zeros), so the core skips a second pass."""
 
     def residual(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
