@@ -13,9 +13,10 @@ import torch
 from components import make_plugin
 from safetensors.torch import load_file, save_file
 
-from registry_core import Converter, WeightsError, create, hookimpl, load, model_info, read_metadata, save
+from registry_core import ConversionError, Converter, WeightsError, create, hookimpl, load, model_info, read_metadata, save
 from registry_core.cli import main
 from registry_core.factory.conversion import convert_from, convert_to, source_model
+from registry_core.factory.library_caches import CACHE_PREFERENCE, by_cache_preference
 from registry_core.plugins import host as plugins
 from registry_core.testing import perturb_batchnorm
 from registry_core.weights.checkpoints import read_checkpoint
@@ -206,6 +207,49 @@ def test_verification_measures_and_fails_above_tolerance(resnet18_checkpoint, tm
     assert "max_abs_diff" not in read_metadata(tmp_path / "unchecked.safetensors")
 
 
+def file_dtypes(path) -> set[torch.dtype]:
+    return {tensor.dtype for tensor in load_file(path).values()}
+
+
+def test_conversion_keeps_the_checkpoints_floating_dtype_unless_told(resnet18_checkpoint, tmp_path):
+    source, checkpoint = resnet18_checkpoint
+    half = tmp_path / "resnet18-half.pth"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in source.state_dict().items()}, half)
+    kept = tmp_path / "kept.safetensors"
+    provenance = convert_from("torchvision", "resnet18", half, kept, verify_size=32)
+    assert file_dtypes(kept) == {torch.float16, torch.int64}  # num_batches_tracked stays an integer
+    assert provenance["dtype"] == read_metadata(kept)["dtype"] == "float16"
+    assert float(provenance["max_abs_diff"]) <= 1e-4
+    plain = tmp_path / "f32.safetensors"
+    convert_from("torchvision", "resnet18", checkpoint, plain, verify=False)
+    assert file_dtypes(plain) == {torch.float32, torch.int64}
+
+    widened = tmp_path / "widened.safetensors"
+    assert convert_from("torchvision", "resnet18", half, widened, verify=False, dtype="float32")["dtype"] == "float32"
+    assert file_dtypes(widened) == {torch.float32, torch.int64}
+    expected = {k: v.half() for k, v in load_file(kept).items() if v.is_floating_point()}
+    assert all(torch.equal(load_file(widened)[k].half(), v) for k, v in expected.items())
+
+    args = ["convert", "--from", "torchvision", "--model", "resnet18", "--checkpoint", str(checkpoint), "--no-verify"]
+    assert main([*args, "--out", str(tmp_path / "bf16.safetensors"), "--dtype", "bfloat16"]) == 0
+    assert file_dtypes(tmp_path / "bf16.safetensors") == {torch.bfloat16, torch.int64}
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "no.safetensors"), "--dtype", "int8"])
+    with pytest.raises(ConversionError, match="not one of float32, float16, bfloat16"):
+        convert_from("torchvision", "resnet18", checkpoint, tmp_path / "no.safetensors", dtype=torch.int8)
+
+
+def test_export_keeps_our_files_dtype_unless_told(resnet18_checkpoint, tmp_path):
+    _, checkpoint = resnet18_checkpoint
+    ours = tmp_path / "bf16.safetensors"
+    convert_from("torchvision", "resnet18", checkpoint, ours, verify=False, dtype="bfloat16")
+    convert_to("torchvision", "resnet18", ours, tmp_path / "back.pth", verify_size=32)
+    back = torch.load(tmp_path / "back.pth", weights_only=True)
+    assert {v.dtype for v in back.values()} == {torch.bfloat16, torch.int64}
+    convert_to("timm", "resnet18", ours, tmp_path / "timm.safetensors", verify=False, dtype="float16")
+    assert file_dtypes(tmp_path / "timm.safetensors") == {torch.float16, torch.int64}
+
+
 # ---- the weights store ---------------------------------------------------------------------
 
 
@@ -246,24 +290,55 @@ def test_torchvision_cache_is_converted_once_into_the_store(resnet18_checkpoint,
     assert store.stat().st_mtime_ns == stamp
 
 
-def test_timm_hub_cache_is_found(library_caches):
-    needs_converter("timm/resnet18")
+def fill_timm_hub_cache(hf_home: Path, name: str) -> torch.nn.Module:
+    """A timm model with random weights, saved where timm's hub download would be."""
     import timm
     from timm.models import get_pretrained_cfg
 
-    repo = get_pretrained_cfg("resnet18").hf_hub_id
-    folder = library_caches[1] / "hub" / f"models--{repo.replace('/', '--')}"
+    repo = get_pretrained_cfg(name).hf_hub_id
+    folder = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
     (folder / "refs").mkdir(parents=True)
     (folder / "refs" / "main").write_text("0123abcd")
     (folder / "snapshots" / "0123abcd").mkdir(parents=True)
     torch.manual_seed(0)
-    source = perturb_batchnorm(timm.create_model("resnet18", pretrained=False)).eval()
+    source = perturb_batchnorm(timm.create_model(name, pretrained=False)).eval()
     save_file(source.state_dict(), folder / "snapshots" / "0123abcd" / "model.safetensors")
+    return source
+
+
+def test_timm_hub_cache_is_found(library_caches):
+    needs_converter("timm/resnet18")
+    source = fill_timm_hub_cache(library_caches[1], "resnet18")
     with pytest.warns(UserWarning, match="converting timm's cached"):
         model = create("resnet18", pretrained=True).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x))
+
+
+def test_torchvision_cache_comes_before_timms(resnet18_checkpoint, tmp_path, library_caches):
+    """Both caches hold resnet18: the documented order, not the converters' names, decides."""
+    needs_converter("timm/resnet18")
+    from torchvision.models import get_model_weights
+
+    _, checkpoint = resnet18_checkpoint
+    assert CACHE_PREFERENCE == ("torchvision", "timm")
+    cached = library_caches[0] / "hub" / "checkpoints" / Path(get_model_weights("resnet18").DEFAULT.url).name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(checkpoint.read_bytes())
+    fill_timm_hub_cache(library_caches[1], "resnet18")
+    with pytest.warns(UserWarning, match="converting torchvision's cached"):
+        create("resnet18", pretrained=True)
+    header = read_metadata(tmp_path / "registry_core_home" / "weights" / "resnet18.safetensors")
+    assert (header["source"], header["source_sha256"]) == ("torchvision", hashlib.sha256(cached.read_bytes()).hexdigest())
+
+
+def test_cache_order_puts_other_sources_last():
+    def named(source):
+        return Converter(source, "m", dict, dict)
+
+    ordered = by_cache_preference([named("zoo"), named("timm"), named("acme"), named("torchvision")])
+    assert [c.source for c in ordered] == ["torchvision", "timm", "acme", "zoo"]
 
 
 # ---- the command, in a subprocess, both directions, for each family registered -------------

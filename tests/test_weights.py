@@ -4,9 +4,11 @@ import importlib.metadata
 import json
 import os
 import sys
+from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 
+import components
 import pytest
 import torch
 from components import make_plugin
@@ -14,10 +16,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 import registry_core
-from registry_core import Block, WeightsError, create, hookimpl, list_models, load, read_metadata, save
+from registry_core import Block, Component, Stem, WeightsError, create, hookimpl, list_models, load, read_metadata, save
 from registry_core.cli import main
 from registry_core.model.compose import meta_device
 from registry_core.weights import safetensors_io
+from registry_core.weights.adapt import first_conv, prepare_state
 
 
 def state_equal(a: nn.Module, b: nn.Module) -> bool:
@@ -169,6 +172,117 @@ def test_in_chans_adaptation_keeps_the_response(fresh_host, tmp_path):
     colour = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(six(torch.cat([colour, colour], 1)), rgb(colour))
     assert six.meta.input_size[0] == 6 and not six.stem.conv.weight.is_meta
+
+
+def timm_first_conv_key(name: str) -> str | None:
+    """Our key of the weight timm's ``pretrained_cfg["first_conv"]`` names, through our
+    timm converter (the tensor object is followed through the renaming); None when timm
+    lacks the model."""
+    timm = pytest.importorskip("timm")
+    if not timm.is_model(name) or f"timm/{name}" not in registry_core.list_converters():
+        return None
+    with torch.device("meta"):
+        source = timm.create_model(name, pretrained=False)
+    state = source.state_dict()
+    target = state[f"{source.pretrained_cfg['first_conv']}.weight"]
+    converted = registry_core.get_converter("timm", name).to_ours(state)
+    return next(key for key, tensor in converted.items() if tensor is target)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_the_first_convolution_is_found_and_adapted_as_timm_does(name):
+    """For every model: the convolution the image enters (in VGG a block's, its stem
+    being empty) takes the adapted weight, equal to timm's ``adapt_input_conv``; for a
+    model timm has, it is the layer timm's own metadata names."""
+    timm = pytest.importorskip("timm")
+    with meta_device():
+        rgb = create(name)
+    key, conv = first_conv(rgb)
+    base = rgb.meta.input_size[0]
+    assert conv.in_channels == base and conv.groups == 1
+    expected_key = timm_first_conv_key(name)
+    if expected_key is not None:
+        assert f"{key}.weight" == expected_key
+    weight = torch.randn(conv.weight.shape, generator=torch.Generator().manual_seed(0))
+    for chans in sorted({1, 2, 4, 6} - {base}):
+        with meta_device():
+            model = create(name, in_chans=chans)
+        state = {f"{key}.weight": weight}
+        notes = prepare_state(model, state, base, "file.safetensors")
+        assert notes == [f"file.safetensors: {key}.weight adapted from {base} to {chans} input channels"]
+        adapted = state[f"{key}.weight"]
+        assert adapted.shape == model.get_submodule(key).weight.shape
+        assert torch.equal(adapted, timm.models.adapt_input_conv(chans, weight, base_chans=base))
+
+
+def test_vgg_loads_a_file_with_other_input_channels(tmp_path):
+    """VGG's stem is empty: the first convolution is stages.0.0.conv (timm's features.0).
+    A features-only file keeps this cheap; the head plays no part in adaptation."""
+    torch.manual_seed(0)
+    rgb = create("vgg11_bn", features_only=True).eval()
+    path = tmp_path / "vgg11_bn.safetensors"
+    save(rgb, path)
+    colour = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = rgb(colour)[-1]
+        for chans in (1, 2, 4, 6):
+            with pytest.warns(UserWarning, match=f"stages.0.0.conv.weight adapted from 3 to {chans} input channels"):
+                model = create("vgg11_bn", weights=path, in_chans=chans).eval()
+            assert model.stages[0][0].conv.in_channels == chans and no_meta(model)
+            if chans == 1:
+                grey = colour.mean(1, keepdim=True)
+                torch.testing.assert_close(model(grey)[-1], rgb(grey.expand(-1, 3, -1, -1))[-1])
+            if chans == 6:
+                torch.testing.assert_close(model(torch.cat([colour, colour], 1))[-1], expected)
+
+
+class SideBranchStem(Stem):
+    """A stem whose first convolution runs on a learned map, not on the image; the
+    spec must name the one that takes the image."""
+
+    def __init__(self, in_chans, out_channels=8):
+        super().__init__(in_chans, out_channels, reduction=2)
+        self.position = nn.Parameter(torch.zeros(1, 2, 4, 4))
+        self.embed = nn.Conv2d(2, out_channels, 1)
+        self.conv = nn.Conv2d(in_chans, out_channels, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        bias = nn.functional.interpolate(self.embed(self.position), size=(x.shape[-2] + 1) // 2)
+        return self.conv(x) + bias
+
+
+def side_branch(first_conv: str):
+    def build():
+        spec = components.tiny()
+        return replace(spec, stem=Component("side_branch_stem"), meta=replace(spec.meta, first_conv=first_conv))
+
+    return build
+
+
+class SideBranchPlugin:
+    @hookimpl
+    def register_stems(register):
+        register("side_branch_stem", SideBranchStem)
+
+    @hookimpl
+    def register_models(register):
+        register("side_named", side_branch("stem.conv"))
+        register("side_unnamed", side_branch(""))
+        register("side_misnamed", side_branch("stem.position"))
+
+
+def test_a_spec_names_its_first_convolution_when_forward_order_would_mislead(fresh_host, tmp_path):
+    fresh_host(make_plugin())
+    fresh_host(SideBranchPlugin, "side-branch")
+    for name in ("side_named", "side_unnamed", "side_misnamed"):
+        save(create(name), tmp_path / f"{name}.safetensors")
+    with pytest.warns(UserWarning, match="stem.conv.weight adapted from 3 to 1"):
+        gray = create("side_named", weights=tmp_path / "side_named.safetensors", in_chans=1)
+    assert gray.stem.conv.in_channels == 1 and gray.stem.embed.in_channels == 2
+    with pytest.raises(WeightsError, match="cannot adapt stem.embed.weight from 3 to 1"):
+        create("side_unnamed", weights=tmp_path / "side_unnamed.safetensors", in_chans=1)
+    with pytest.raises(WeightsError, match="names 'stem.position' as the first convolution"):
+        create("side_misnamed", weights=tmp_path / "side_misnamed.safetensors", in_chans=1)
 
 
 def test_features_only_loads_everything_but_the_head(lenet_file):

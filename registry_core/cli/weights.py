@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..files import refuse_folder
+
 
 def add_commands(sub) -> None:
     p = sub.add_parser(
@@ -22,13 +24,17 @@ def add_commands(sub) -> None:
     p.add_argument("--verify-size", type=int, default=None, metavar="PIXELS",
                    help="input size for the comparison (default: the model's input size)")
     p.add_argument("--atol", type=float, default=None, help="largest allowed output difference (default 1e-4)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
+                   help="floating dtype of the written file (default: the checkpoint's own)")
     p.set_defaults(func=cmd_convert)
 
 
 def cmd_convert(args) -> int:
     from ..factory.conversion import DEFAULT_ATOL, convert_from, convert_to, verification_summary
 
-    options = dict(verify=not args.no_verify, verify_size=args.verify_size, atol=DEFAULT_ATOL if args.atol is None else args.atol)
+    refuse_folder(args.out)  # before the conversion's work, not after it
+    options = dict(verify=not args.no_verify, verify_size=args.verify_size, atol=DEFAULT_ATOL if args.atol is None else args.atol,
+                   dtype=args.dtype)
     if args.source:
         provenance = convert_from(args.source, args.model, args.checkpoint, args.out, **options)
         what = f"{args.source} {args.model} -> {args.out}"

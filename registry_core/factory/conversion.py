@@ -29,27 +29,32 @@ from ..weights.assign import assign_weights
 from ..weights.checkpoints import read_checkpoint, sha256, write_checkpoint
 from ..weights.keymaps import Converter, StateDict
 from ..weights.model_files import save
-from ..weights.safetensors_io import read_metadata
+from ..weights.safetensors_io import read_metadata, read_tensors
 from .build import build_model
 from .catalog import get_converter
-from .library_caches import cached_checkpoint
+from .library_caches import by_cache_preference, cached_checkpoint
 from .loading import load_file
 from .store import store_path
 
 DEFAULT_ATOL = 1e-4
 LIBRARIES = ("torchvision", "timm")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def convert_from(source: str, model: str, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
-                 verify: bool = True, verify_size: int | None = None, atol: float = DEFAULT_ATOL) -> dict[str, str]:
+                 verify: bool = True, verify_size: int | None = None, atol: float = DEFAULT_ATOL,
+                 dtype: str | torch.dtype | None = None) -> dict[str, str]:
     """Convert ``source``'s checkpoint of ``model`` into our safetensors file ``out``.
 
     Returns the provenance written into its metadata (with ``max_abs_diff`` when the
     outputs were compared). Raises ``ConversionError`` when they differ by more than
-    ``atol``.
+    ``atol``. The file keeps the checkpoint's floating dtype unless ``dtype``
+    ("float32", "float16", "bfloat16") says otherwise; outputs are compared before
+    that cast, in float32, so the check is of the key map.
     """
     converter = get_converter(source, model)
     theirs = read_checkpoint(checkpoint)
+    out_dtype = output_dtype(dtype, theirs)
     converted = _apply(converter.to_ours, theirs, converter, "to_ours")
     ours = assign_weights(lambda: build_model(model, **converter.create_kwargs), converted,
                           on_error=f" (converted by {converter.key})")
@@ -60,41 +65,66 @@ def convert_from(source: str, model: str, checkpoint: str | os.PathLike, out: st
         "source_sha256": sha256(checkpoint),
         "converter": converter.key,
         "converter_version": converter.version,
+        "dtype": dtype_name(out_dtype),
     }
     if verify:
         provenance.update(_verify(converter, theirs, ours, verify_size, atol))
-    save(ours, out, metadata=provenance)
+    save(ours.to(out_dtype), out, metadata=provenance)
     return provenance
 
 
 def convert_to(target: str, model: str, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
-               verify: bool = True, verify_size: int | None = None, atol: float = DEFAULT_ATOL) -> dict[str, str]:
-    """Export our weights file of ``model`` to ``target``'s layout (``.safetensors`` or ``.pth``)."""
+               verify: bool = True, verify_size: int | None = None, atol: float = DEFAULT_ATOL,
+               dtype: str | torch.dtype | None = None) -> dict[str, str]:
+    """Export our weights file of ``model`` to ``target``'s layout (``.safetensors`` or
+    ``.pth``), in the file's floating dtype unless ``dtype`` says otherwise."""
     recorded = read_metadata(checkpoint).get("model", model)
     if recorded != model:
         raise WeightsError(f"{checkpoint} holds weights for {recorded!r}, not {model!r}")
     converter = get_converter(target, model)
+    out_dtype = output_dtype(dtype, read_tensors(checkpoint)[0])
     ours = load_file(checkpoint)
     exported = _apply(converter.from_ours, ours.state_dict(), converter, "from_ours")
     provenance = {"exported_from": "registry-core", "model": model, "converter": converter.key,
-                  "converter_version": converter.version, "source_sha256": sha256(checkpoint)}
+                  "converter_version": converter.version, "source_sha256": sha256(checkpoint),
+                  "dtype": dtype_name(out_dtype)}
     if verify:
         provenance.update(_verify(converter, exported, ours, verify_size, atol))
-    write_checkpoint(exported, out, provenance)
+    write_checkpoint({k: v.to(out_dtype) if v.is_floating_point() else v for k, v in exported.items()}, out, provenance)
     return provenance
+
+
+def output_dtype(dtype: str | torch.dtype | None, state: Mapping[str, Tensor]) -> torch.dtype:
+    """The floating dtype a conversion writes: ``dtype`` if given, else the source's
+    own (its one floating dtype; for a mix, the widest, float32 for half with bfloat16)."""
+    if dtype is not None:
+        chosen = DTYPES.get(dtype) if isinstance(dtype, str) else dtype
+        if chosen is None or chosen not in DTYPES.values():
+            raise ConversionError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        return chosen
+    found = {v.dtype for v in state.values() if v.is_floating_point()}
+    if len(found) == 1:
+        return found.pop()
+    widest = max(found, key=lambda d: d.itemsize, default=torch.float32)
+    return widest if widest.itemsize > 2 else torch.float32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def ensure_pretrained(name: str) -> Path:
     """The store's file for ``name``; when it is missing and torchvision's or timm's
     cache holds a checkpoint a registered converter understands, that checkpoint is
-    converted (and verified) into the store first. Otherwise the error says which
-    ``registry-core convert`` command would fill the store."""
+    converted (and verified) into the store first, trying the caches in
+    ``CACHE_PREFERENCE`` order. Otherwise the error says which ``registry-core convert``
+    command would fill the store."""
     registry = default_host().registry
     registry.get("model", name)  # an unknown name fails here, with suggestions
     path = store_path(name)
     if path.is_file():
         return path
-    converters = [registry.get("converter", key).obj for key in registry.names("converter", f"*/{name}")]
+    converters = by_cache_preference([registry.get("converter", key).obj for key in registry.names("converter", f"*/{name}")])
     for converter in converters:
         cached = cached_checkpoint(converter)
         if cached is not None:

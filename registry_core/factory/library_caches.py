@@ -14,6 +14,17 @@ from ..weights.keymaps import Converter
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
+CACHE_PREFERENCE = ("torchvision", "timm")
+"""Whose cache ``pretrained=True`` converts from when several hold the model: torchvision's
+first (for the models it has, whose names and weights ours follow), then timm's; a
+converter of any other source comes after these, by name. See ``docs/weights.md``."""
+
+
+def by_cache_preference(converters: list[Converter]) -> list[Converter]:
+    """``converters`` in the order their sources' caches are tried."""
+    rank = {source: i for i, source in enumerate(CACHE_PREFERENCE)}
+    return sorted(converters, key=lambda c: (rank.get(c.source, len(rank)), c.source))
+
 
 def cached_checkpoint(converter: Converter) -> Path | None:
     """Where ``converter.source``'s own pretrained=True cache would hold this model's

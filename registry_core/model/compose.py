@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -18,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from ..errors import InvalidOverrideError, SpecError
+from ..errors import InputSizeError, InvalidOverrideError, RegistryCoreError, SpecError
+from .init import initialise
 from .interfaces import Block, Head, Stem
 from .spec import ModelMeta, ModelSpec
 
@@ -63,10 +65,13 @@ class ComposedModel(nn.Module):
         meta: ModelMeta,
         feature_info: list[dict[str, Any]],
         aux_heads: Sequence[tuple[int, Head, float]] = (),
+        neck: Block | None = None,
     ):
         super().__init__()
         self.stem = stem
         self.stages = nn.Sequential(*(nn.Sequential(*blocks) for blocks in stages))
+        if neck is not None:  # registered only when there is one: other models keep their layout
+            self.neck = neck
         self.head = head
         self.aux_heads = nn.ModuleList(h for _, h, _ in aux_heads)
         self.aux_taps = tuple(i for i, _, _ in aux_heads)
@@ -89,8 +94,12 @@ class ComposedModel(nn.Module):
     def num_features(self) -> int:
         return self.feature_info[-1]["channels"]
 
+    def _neck(self, x: Tensor) -> Tensor:
+        neck = getattr(self, "neck", None)
+        return x if neck is None else neck(x)
+
     def forward_features(self, x: Tensor) -> Tensor:
-        return self.stages(self.stem(x))
+        return self._neck(self.stages(self.stem(x)))
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if self.head is None:
@@ -98,15 +107,23 @@ class ComposedModel(nn.Module):
         return self.head(x, pre_logits=pre_logits)
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
-        """Each stage's output, in order (what ``features_only=True`` returns)."""
+        """Each stage's output, in order, the last one through the neck (what
+        ``features_only=True`` returns)."""
         outputs = []
         x = self.stem(x)
-        for stage in self.stages:
+        for i, stage in enumerate(self.stages):
             x = stage(x)
-            outputs.append(x)
+            outputs.append(self._neck(x) if i == len(self.stages) - 1 else x)
         return outputs
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
+        try:
+            return self._forward(x)
+        except (RuntimeError, ValueError) as exc:
+            self._explain_small_input(x, exc)
+            raise
+
+    def _forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
         if self.head is None:
             return self.forward_intermediates(x)
         if self.training and len(self.aux_heads):
@@ -115,8 +132,16 @@ class ComposedModel(nn.Module):
             for i, stage in enumerate(self.stages):
                 x = stage(x)
                 aux.extend(head(x) for tap, head in zip(self.aux_taps, self.aux_heads) if tap == i)
-            return AuxLogits(self.head(x), tuple(aux), self.aux_loss_weights)
+            return AuxLogits(self.head(self._neck(x)), tuple(aux), self.aux_loss_weights)
         return self.forward_head(self.forward_features(x))
+
+    def _explain_small_input(self, x: Tensor, exc: Exception) -> None:
+        """A layer that failed on an image below ``meta.min_input_size`` becomes our
+        error saying so; an input that works is never refused."""
+        height, width = self.meta.min_input_size[1:]
+        if x.dim() == 4 and (x.shape[-2] < height or x.shape[-1] < width):
+            raise InputSizeError(f"{self.model_name or 'this model'} takes images of at least {height}x{width} pixels "
+                                 f"(its min_input_size), got {x.shape[-2]}x{x.shape[-1]}") from exc
 
     def reset_classifier(self, num_classes: int) -> None:
         """A fresh classifier for ``num_classes`` (0: return pooled features); auxiliary
@@ -143,6 +168,10 @@ def build(
     meta = spec.meta
     in_chans = meta.input_size[0] if in_chans is None else in_chans
     num_classes = meta.num_classes if num_classes is None else num_classes
+    for parameter, value in (("in_chans", in_chans), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InvalidOverrideError(parameter, f"must be an integer, got {value!r}")
+    in_chans, num_classes = int(in_chans), int(num_classes)
     if in_chans < 1:
         raise InvalidOverrideError("in_chans", f"must be at least 1, got {in_chans}")
     if num_classes < 0:
@@ -169,6 +198,15 @@ def build(
             {"stage": s, "name": stage.name or f"stages.{s}", "module": f"stages.{s}", "channels": channels, "reduction": reduction}
         )
 
+    neck = None
+    if spec.neck is not None:
+        n = spec.neck
+        neck = _construct("block", n.block, resolve, (channels, n.out_channels, n.stride), n.options, "the neck", frozenset())
+        _expect(isinstance(neck, Block) and neck.out_channels == n.out_channels,
+                f"the neck: block {n.block!r} must be a registry_core.Block with out_channels={n.out_channels}")
+        channels, reduction = n.out_channels, reduction * n.stride
+        feature_info[-1] = {**feature_info[-1], "module": "neck", "channels": channels, "reduction": reduction}
+
     head, aux_heads = None, []
     if not features_only:
         head = _construct("head", spec.head.name, resolve, (channels, num_classes), spec.head.options, "the head", swapped)
@@ -178,7 +216,7 @@ def build(
             aux_head = _construct("head", aux.name, resolve, (stage_channels[i], num_classes), aux.options, "an auxiliary head", frozenset())
             _expect(isinstance(aux_head, Head), f"auxiliary head {aux.name!r} did not build a registry_core.Head")
             aux_heads.append((i, aux_head, aux.loss_weight))
-    return ComposedModel(stem, stages, head, meta.with_channels(in_chans), feature_info, aux_heads)
+    return ComposedModel(stem, stages, head, meta.with_channels(in_chans), feature_info, aux_heads, neck)
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -195,7 +233,14 @@ def _construct(kind, name, resolve, args, options, where, swapped) -> Any:
         if kind in swapped:
             raise InvalidOverrideError(kind, message) from None
         raise SpecError(message) from None
-    return cls(*args, **options)
+    try:
+        component = cls(*args, **options)
+        initialise(component)
+        return component
+    except RegistryCoreError:
+        raise
+    except Exception as exc:  # a component's own bug: say which component, where
+        raise SpecError(f"{kind} {name!r} raised {type(exc).__name__} while being built for {where}: {exc}") from exc
 
 
 @contextlib.contextmanager

@@ -91,6 +91,9 @@ class ModelMeta:
     crop_pct: float = 0.875
     description: str = ""
     paper: str = ""
+    # the module path of the convolution that takes the image (e.g. "stem.conv"); empty:
+    # the first Conv2d a forward pass calls, which is right unless the stem runs a side branch first
+    first_conv: str = ""
 
     def with_channels(self, in_chans: int) -> ModelMeta:
         """Metadata for ``in_chans`` input channels (mean/std averaged or repeated)."""
@@ -114,13 +117,19 @@ def _fit_channels(values: tuple[float, ...], n: int) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """stem -> stages -> head (+ auxiliary heads), and the model's metadata."""
+    """stem -> stages -> neck -> head (+ auxiliary heads), and the model's metadata.
+
+    The optional ``neck`` is one registered block (``BlockSpec`` naming its block) run
+    after the last stage and before the head: DenseNet's final norm + ReLU, MobileNet's
+    last 1x1 convolution. ``create(..., block=...)`` swaps stage blocks, never the neck.
+    """
 
     stem: Component
     stages: tuple[StageSpec, ...]
     head: Component
     meta: ModelMeta = field(default_factory=ModelMeta)
     aux_heads: tuple[AuxHeadSpec, ...] = ()
+    neck: BlockSpec | None = None
 
     def __post_init__(self):
         if not self.stages:
@@ -129,6 +138,8 @@ class ModelSpec:
         object.__setattr__(self, "aux_heads", tuple(self.aux_heads))
         for aux in self.aux_heads:
             self.stage_index(aux.after)
+        if self.neck is not None and not self.neck.block:
+            raise SpecError("a neck must name its registered block: BlockSpec(out_channels, block='...')")
 
     def stage_index(self, ref: int | str) -> int:
         """Resolve a stage given by index or name."""

@@ -4,7 +4,7 @@ from registry_core import hookimpl
 
 from .blocks import AlexNetConvBlock, AlexNetStem
 from .convert import TORCHVISION
-from .models import ALEXNET
+from .models import alexnet
 
 
 @hookimpl
@@ -19,7 +19,7 @@ def register_blocks(register):
 
 @hookimpl
 def register_models(register):
-    register("alexnet", ALEXNET)
+    register("alexnet", alexnet)
 
 
 @hookimpl

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import registry_core
-from registry_core import InvalidOverrideError, cli, testing
+from registry_core import InputSizeError, InvalidOverrideError, cli, testing
+from registry_core.model.compose import meta_device
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -82,11 +83,32 @@ def test_dropout_comes_before_each_hidden_layer_like_torchvision(pair):
     assert torch.allclose(*outputs, atol=1e-5)
 
 
+@pytest.mark.parametrize("drop_rate", [0.0, 0.2])
+def test_drop_rate_is_torchvisions_dropout(drop_rate):
+    """Built with the same rate, the two drop the same units in training mode."""
+    from registry_alexnet.convert import TORCHVISION
+
+    reference = torchvision.models.alexnet(weights=None, dropout=drop_rate)
+    with meta_device():
+        ours = registry_core.create("alexnet", drop_rate=drop_rate)
+    ours.load_state_dict(TORCHVISION.to_ours(reference.state_dict()), strict=True, assign=True)
+    assert ours.head.drop.p == drop_rate and ours.create_kwargs == {"drop_rate": drop_rate}
+    x = torch.randn(2, 3, 64, 64)
+    outputs = []
+    for model in (reference, ours):
+        torch.manual_seed(3)
+        with torch.no_grad():
+            outputs.append(model.train()(x))
+    torch.testing.assert_close(*outputs, rtol=1e-5, atol=1e-5)
+
+
 def test_smallest_input_is_63():
     features = registry_core.create("alexnet", features_only=True)
     assert registry_core.model_info("alexnet")["min_input_size"] == (3, 63, 63)
     assert features(torch.randn(1, 3, 63, 63))[-1].shape == (1, 256, 1, 1)
     with pytest.raises(RuntimeError):
+        features.forward_intermediates(torch.randn(1, 3, 62, 62))
+    with pytest.raises(InputSizeError, match="at least 63x63"):
         features(torch.randn(1, 3, 62, 62))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from registry_core import IMAGENET_MEAN, IMAGENET_STD, Stem
+from registry_core import IMAGENET_MEAN, IMAGENET_STD, InvalidOverrideError, Stem
 
 from .blocks import ConvBnRelu
 
@@ -22,7 +22,9 @@ class ImageNetToInception(nn.Module):
     def __init__(self, in_chans: int):
         super().__init__()
         if in_chans != 3:
-            raise ValueError(f"transform_input converts ImageNet-normalised RGB input, so it needs in_chans=3, got {in_chans}")
+            raise InvalidOverrideError("in_chans", f"transform_input converts ImageNet-normalised RGB input, so it needs "
+                                       f"in_chans=3, got {in_chans}; pass transform_input=False for other inputs "
+                                       "(scaled to [-1, 1], as the original Inception weights expect)")
         scale = torch.tensor([s / 0.5 for s in IMAGENET_STD]).view(1, 3, 1, 1)
         shift = torch.tensor([(m - 0.5) / 0.5 for m in IMAGENET_MEAN]).view(1, 3, 1, 1)
         self.register_buffer("scale", scale, persistent=False)

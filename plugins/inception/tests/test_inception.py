@@ -16,6 +16,7 @@ from registry_inception.stems import GoogLeNetStem, InceptionV3Stem
 
 import registry_core
 from registry_core import AuxLogits, ConformanceError, classification_loss, count_flops, create, model_info, model_spec, testing
+from registry_core.model.compose import meta_device
 
 torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
@@ -230,6 +231,36 @@ def test_torchvision_inception_v3_parity_at_299():
 def test_timm_inception_v3_parity():
     source = calibrated(timm.create_model("inception_v3"), 75)
     assert testing.check_conversion("timm", "inception_v3", source, size=75) <= 1e-5
+
+
+def test_parameter_counts_with_and_without_aux_heads_match_both_libraries():
+    """torchvision's metadata counts googlenet without its aux heads and inception_v3
+    with its one; timm's inception_v3 has none. ``model_info`` gives both counts."""
+    from torchvision.models import GoogLeNet_Weights, Inception_V3_Weights
+
+    googlenet, v3 = model_info("googlenet", flops=False), model_info("inception_v3", flops=False)
+    assert (googlenet["params"], googlenet["params_inference"]) == (13_004_888, 6_624_904)
+    assert (v3["params"], v3["params_inference"]) == (27_161_264, 23_834_568)
+    assert GoogLeNet_Weights.DEFAULT.meta["num_params"] == googlenet["params_inference"]
+    assert Inception_V3_Weights.DEFAULT.meta["num_params"] == v3["params"]
+    with torch.device("meta"):
+        assert n_params(timm.create_model("inception_v3", pretrained=False)) == v3["params_inference"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_torchvision_file_with_other_input_channels_is_our_error(tmp_path, name):
+    """torchvision's weights come with transform_input=True, which only RGB input can use."""
+    checkpoint, out = tmp_path / "theirs.pth", tmp_path / "ours.safetensors"
+    with meta_device():
+        ours = create(name, **CONVERTER[f"torchvision/{name}"].create_kwargs)
+    ours.to_empty(device="cpu")
+    torch.save(CONVERTER[f"torchvision/{name}"].from_ours(ours.state_dict()), checkpoint)
+    registry_core.convert_from("torchvision", name, checkpoint, out, verify=False)
+    with pytest.raises(registry_core.InvalidOverrideError, match="in_chans=3, got 1; pass transform_input=False"):
+        create(name, weights=out, in_chans=1)
+    with pytest.warns(UserWarning, match="stem.conv1a?.conv.weight adapted from 3 to 1 input channels"):
+        grey = create(name, weights=out, in_chans=1, transform_input=False)
+    assert grey.meta.input_size[0] == 1 and isinstance(grey.stem.transform, torch.nn.Identity)
 
 
 @pytest.mark.parametrize(

@@ -45,9 +45,15 @@ def resnet_spec(
     return ModelSpec(stem=Component(stem), stages=stages, head=head, meta=meta)
 
 
+# Every stride-2 layer is padded (k // 2), so a 1x1 map stays 1x1: ResNets run on a
+# single pixel, as torchvision's and timm's do.
+SMALLEST_INPUT = (3, 1, 1)
+
+
 def _imagenet_meta(family: str, description: str, paper: str) -> ModelMeta:
     return ModelMeta(
-        family=family, input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD, description=description, paper=paper
+        family=family, input_size=(3, 224, 224), min_input_size=SMALLEST_INPUT, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        description=description, paper=paper,
     )
 
 
@@ -56,7 +62,7 @@ def _cifar_meta(description: str) -> ModelMeta:
         family="resnet",
         num_classes=10,
         input_size=(3, 32, 32),
-        min_input_size=(3, 8, 8),
+        min_input_size=SMALLEST_INPUT,
         mean=CIFAR10_MEAN,
         std=CIFAR10_STD,
         crop_pct=1.0,

@@ -62,6 +62,16 @@ def test_features_only_channels_and_reductions(name):
     assert [(m.shape[1], size // m.shape[-1]) for m in maps] == expected
 
 
+def test_resnets_run_on_one_pixel_as_torchvision_and_timm_do():
+    """Every stride-2 layer is padded, so a 1x1 map stays 1x1: the minimum is 1 pixel."""
+    assert {registry_core.model_info(name, flops=False)["min_input_size"] for name in IMAGENET + CIFAR} == {(3, 1, 1)}
+    x = torch.randn(2, 3, 1, 1)
+    with torch.no_grad():
+        for model in (torchvision.models.resnet18(), timm.create_model("resnet18", pretrained=False), registry_core.create("resnet18")):
+            assert model.eval()(x).shape == (2, 1000)
+        assert registry_core.create("resnet18_cifar").eval()(x).shape == (2, 10)
+
+
 @pytest.mark.parametrize("name", CIFAR)
 def test_cifar_models_keep_32x32_resolution_in_the_stem(name):
     info = registry_core.model_info(name)

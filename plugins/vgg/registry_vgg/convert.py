@@ -4,7 +4,9 @@ Both libraries number every layer of ``features`` in order (conv, [BN], ReLU, an
 max-pool after the last conv of a stage); ``feature_prefixes`` walks a spec the same
 way, so the index map follows the model table. timm stores the first two head layers
 as convolutions (4096x512x7x7 and 4096x4096x1x1) where we, like torchvision, use
-linear layers, so its converter reshapes those two weights as well as renaming.
+linear layers, so its converter reshapes those two weights as well as renaming. timm
+builds its VGGs without dropout, so our model converted from timm does too
+(``drop_rate=0``): the two then agree in training mode as well as in eval.
 """
 
 from functools import partial
@@ -49,19 +51,20 @@ def ours_to_timm(state, prefixes):
     return rename_prefixes(state, prefixes)
 
 
-# source library: (its head's prefixes, to ours, from ours); both take ``prefixes=``
+# source library: (its head's prefixes, to ours, from ours, our create options); both maps take ``prefixes=``
 LIBRARIES = {
-    "torchvision": (TORCHVISION_HEAD, rename_prefixes, rename_prefixes),
-    "timm": (TIMM_HEAD, timm_to_ours, ours_to_timm),
+    "torchvision": (TORCHVISION_HEAD, rename_prefixes, rename_prefixes, {}),
+    "timm": (TIMM_HEAD, timm_to_ours, ours_to_timm, {"drop_rate": 0.0}),
 }
 
 
 def _converter(source: str, name: str, spec: ModelSpec) -> Converter:
-    head, to_ours, from_ours = LIBRARIES[source]
+    head, to_ours, from_ours, create_kwargs = LIBRARIES[source]
     keys = {**feature_prefixes(spec), **head}
-    return Converter(source, name, partial(to_ours, prefixes=keys), partial(from_ours, prefixes=invert_prefixes(keys)))
+    return Converter(source, name, partial(to_ours, prefixes=keys), partial(from_ours, prefixes=invert_prefixes(keys)),
+                     create_kwargs=create_kwargs)
 
 
 def converters() -> list[Converter]:
     """Every model from each library (the names are the same in ours, torchvision and timm)."""
-    return [_converter(source, name, spec) for source in LIBRARIES for name, spec in MODELS.items()]
+    return [_converter(source, name, build()) for source in LIBRARIES for name, build in MODELS.items()]

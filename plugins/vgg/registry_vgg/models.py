@@ -2,9 +2,11 @@
 
 Five stages of 3x3 ``vgg_conv`` blocks at widths 64-128-256-512-512; the last block of
 each stage has stride 2, i.e. closes the stage with a 2x2 max-pool. The head is the
-core ``mlp``: adaptive 7x7 pool, 4096-4096 with dropout, classifier.
+core ``mlp``: adaptive 7x7 pool, 4096-4096 with dropout, classifier. ``drop_rate`` is
+that dropout: 0.5 as torchvision's (and the paper's); timm's VGGs default to 0.
 """
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from registry_core import BlockSpec, Component, ModelMeta, ModelSpec, StageSpec
@@ -20,6 +22,7 @@ CONFIGS = {
 }
 
 HEAD = Component("mlp", {"pool_size": 7, "hidden": (4096, 4096), "drop_rate": 0.5})
+"""The default head; ``drop_rate`` replaces its dropout."""
 
 # 3x224x224 input and ImageNet mean/std are ModelMeta's defaults
 META = ModelMeta(
@@ -29,22 +32,33 @@ META = ModelMeta(
 )
 
 
-def vgg(depths: tuple[int, ...], batch_norm: bool = False, description: str = "") -> ModelSpec:
+def vgg(depths: tuple[int, ...], batch_norm: bool = False, description: str = "", drop_rate: float = 0.5) -> ModelSpec:
     """A VGG with ``depths[i]`` conv blocks in stage ``i``."""
     options = {"batch_norm": True} if batch_norm else {}
     stages = tuple(
         StageSpec("vgg_conv", options=options, blocks=(*[BlockSpec(width)] * (depth - 1), BlockSpec(width, stride=2)))
         for width, depth in zip(STAGE_WIDTHS, depths)
     )
-    return ModelSpec(stem=Component("vgg_stem"), stages=stages, head=HEAD, meta=replace(META, description=description))
+    head = replace(HEAD, options={**HEAD.options, "drop_rate": drop_rate})
+    return ModelSpec(stem=Component("vgg_stem"), stages=stages, head=head, meta=replace(META, description=description))
 
 
-def _variants() -> dict[str, ModelSpec]:
+def _builder(depths: tuple[int, ...], batch_norm: bool, description: str) -> Callable[..., ModelSpec]:
+    """One variant's builder; its keyword parameters are the create() options."""
+
+    def build(drop_rate: float = 0.5) -> ModelSpec:
+        return vgg(depths, batch_norm=batch_norm, description=description, drop_rate=drop_rate)
+
+    build.__doc__ = description
+    return build
+
+
+def _variants() -> dict[str, Callable[..., ModelSpec]]:
     models = {}
     for name, (config, depths) in CONFIGS.items():
         title = f"VGG-{name[3:]} (configuration {config})"
-        models[name] = vgg(depths, description=title)
-        models[f"{name}_bn"] = vgg(depths, batch_norm=True, description=f"{title} with batch norm")
+        models[name] = _builder(depths, False, title)
+        models[f"{name}_bn"] = _builder(depths, True, f"{title} with batch norm")
     return models
 
 

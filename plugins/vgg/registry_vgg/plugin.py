@@ -19,8 +19,8 @@ def register_blocks(register):
 
 @hookimpl
 def register_models(register):
-    for name, spec in MODELS.items():
-        register(name, spec)
+    for name, builder in MODELS.items():
+        register(name, builder)
 
 
 @hookimpl

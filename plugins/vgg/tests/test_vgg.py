@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 import registry_core
-from registry_core import Block, InvalidOverrideError, cli, hookimpl, testing
+from registry_core import Block, InputSizeError, InvalidOverrideError, cli, hookimpl, testing
+from registry_core.model.compose import meta_device
 
 torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
@@ -128,7 +129,55 @@ def test_stem_passes_the_image_on_and_five_pools_take_32x32_to_1x1():
     assert [fmap.shape[-1] for fmap in features(x)] == [16, 8, 4, 2, 1]
     assert registry_core.model_info("vgg11")["min_input_size"] == (3, 32, 32)
     with pytest.raises(RuntimeError):
+        features.forward_intermediates(torch.randn(1, 1, 31, 31))
+    with pytest.raises(InputSizeError, match="at least 32x32"):
         features(torch.randn(1, 1, 31, 31))
+
+
+def test_drop_rate_is_an_option_recorded_like_any_other():
+    with meta_device():
+        default, tuned = registry_core.create("vgg16"), registry_core.create("vgg16_bn", drop_rate=0.1)
+    assert default.head.drop.p == 0.5 and "drop_rate" not in default.create_kwargs
+    assert tuned.head.drop.p == 0.1 and tuned.create_kwargs["drop_rate"] == 0.1
+    assert {converter(f"{source}/vgg16").create_kwargs.get("drop_rate") for source in ("torchvision", "timm")} == {None, 0.0}
+
+
+def train_outputs(model, x, seed=3):
+    torch.manual_seed(seed)  # the same dropout masks, drawn in the same order
+    with torch.no_grad():
+        return model.train()(x)
+
+
+# In training mode the outputs agree only if dropout has the same rate and place (and,
+# with batch norm, batch statistics are used alike): timm's default is no dropout,
+# torchvision's 0.5; the converters build ours to match, and drop_rate moves both.
+@pytest.mark.parametrize("source", ["timm", "torchvision"])
+def test_converted_models_agree_in_training_mode(source):
+    def build(**options):
+        if source == "timm":
+            return timm.create_model("vgg11_bn", pretrained=False, **options)
+        return torchvision.models.get_model("vgg11_bn", weights=None, **options)
+
+    def dropouts(model):
+        return {name: module.p for name, module in model.named_modules() if isinstance(module, nn.Dropout)}
+
+    torch.manual_seed(0)
+    reference = build()
+    theirs = converter(f"{source}/vgg11_bn")
+    x = torch.randn(2, 3, 64, 64)
+    for drop_rate in (None, 0.3):
+        options = {} if drop_rate is None else {"drop_rate": drop_rate}
+        for module in reference.modules():  # what building it with this dropout would give
+            if isinstance(module, nn.Dropout) and drop_rate is not None:
+                module.p = drop_rate
+        with meta_device():  # the weights come from the reference: nothing to initialise
+            ours = registry_core.create("vgg11_bn", **{**theirs.create_kwargs, **options})
+        ours.load_state_dict(theirs.to_ours(reference.state_dict()), strict=True, assign=True)
+        torch.testing.assert_close(train_outputs(ours, x), train_outputs(reference, x), rtol=1e-5, atol=1e-5)
+        masks_differ = not torch.equal(train_outputs(ours, x), train_outputs(ours, x, seed=4))
+        assert masks_differ == (ours.head.drop.p > 0)
+    with torch.device("meta"):  # the library's own option sets the same dropouts
+        assert dropouts(build(**{"drop_rate" if source == "timm" else "dropout": 0.3})) == dropouts(reference)
 
 
 def test_vgg_block_drops_into_another_family():
