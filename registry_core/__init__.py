@@ -1,7 +1,8 @@
 """registry-core: build any registered model by name; families come from plugins.
 
-Importing this package loads no plugin, torchvision or timm; plugins load on the
-first call that needs the registry, once.
+Importing this package loads no plugin, torchvision or timm, and not even torch: each
+public name loads its module on first use, and plugins load on the first call that
+needs the registry, once.
 """
 
 from ._version import __version__
@@ -11,6 +12,7 @@ from .errors import (
     ConversionError,
     DataError,
     DuplicateNameError,
+    InputSizeError,
     InvalidOverrideError,
     PluginError,
     PluginWarning,
@@ -22,42 +24,53 @@ from .errors import (
     UnknownModelError,
     UnknownNameError,
     WeightsError,
+    WriteError,
 )
-from .factory.build import build_model, model_spec
-from .factory.catalog import get_converter, list_converters, list_models, list_plugins, model_info
-from .factory.create import create, load
-from .model.compose import AuxLogits, ComposedModel, classification_loss, main_logits
-from .model.flops import count_flops
-from .model.interfaces import Block, Head, Stem
-from .model.spec import IMAGENET_MEAN, IMAGENET_STD, AuxHeadSpec, BlockSpec, Component, ModelMeta, ModelSpec, StageSpec
-from .plugins.hookspecs import hookimpl
-from .plugins.host import PluginRecord, reload_plugins
-from .weights.keymaps import Converter, invert_prefixes, rename_prefixes
-from .weights.model_files import save
-from .weights.safetensors_io import read_metadata
 
-# Heavier modules (conversion, the trainer) load on first use of their names.
-_LAZY = {
-    "convert_from": "factory.conversion",
-    "convert_to": "factory.conversion",
-    "Trainer": "training.train",
-    "TrainConfig": "training.train",
-    "fit": "training.train",
-    "DatasetFactory": "training.data",
-    "list_datasets": "training.data",
+# Every name that needs torch loads on first use, so that importing the package (which
+# `registry-core --help` does) costs nothing until a model, a file or a plugin is wanted.
+_LAZY_FROM = {
+    "factory.build": ("build_model", "model_spec"),
+    "factory.catalog": ("get_component", "get_converter", "list_components", "list_converters", "list_models",
+                        "list_plugins", "model_info"),
+    "factory.conversion": ("convert_from", "convert_to"),
+    "factory.create": ("create", "load"),
+    "model.compose": ("AuxLogits", "ComposedModel", "classification_loss", "main_logits"),
+    "model.flops": ("count_flops",),
+    "model.interfaces": ("Block", "Head", "Stem"),
+    "model.spec": ("IMAGENET_MEAN", "IMAGENET_STD", "AuxHeadSpec", "BlockSpec", "Component", "ModelMeta", "ModelSpec",
+                   "StageSpec"),
+    "plugins.hookspecs": ("hookimpl",),
+    "plugins.host": ("PluginRecord", "add_plugin", "reload_plugins"),
+    "training.data": ("DatasetFactory", "list_datasets"),
+    "training.train": ("Trainer", "TrainConfig", "fit"),
+    "weights.keymaps": ("Converter", "invert_prefixes", "rename_prefixes"),
+    "weights.model_files": ("save",),
+    "weights.safetensors_io": ("read_metadata",),
 }
+_LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+    import importlib
+    import importlib.util
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)  # a submodule, e.g. registry_core.testing
     raise AttributeError(f"module 'registry_core' has no attribute {name!r}")
 
 
-__all__ = [*_LAZY,
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = [
     "__version__",
+    "add_plugin",
     "AuxHeadSpec",
     "AuxLogits",
     "Block",
@@ -69,10 +82,12 @@ __all__ = [*_LAZY,
     "ConversionError",
     "Converter",
     "DataError",
+    "DatasetFactory",
     "DuplicateNameError",
     "Head",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "InputSizeError",
     "InvalidOverrideError",
     "ModelMeta",
     "ModelSpec",
@@ -84,19 +99,28 @@ __all__ = [*_LAZY,
     "SpecError",
     "StageSpec",
     "Stem",
+    "TrainConfig",
+    "Trainer",
     "TrainingError",
     "UnknownComponentError",
     "UnknownModelError",
     "UnknownNameError",
     "WeightsError",
+    "WriteError",
     "build_model",
     "classification_loss",
+    "convert_from",
+    "convert_to",
     "count_flops",
     "create",
+    "fit",
+    "get_component",
     "get_converter",
     "hookimpl",
     "invert_prefixes",
+    "list_components",
     "list_converters",
+    "list_datasets",
     "list_models",
     "list_plugins",
     "load",

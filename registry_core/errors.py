@@ -71,6 +71,11 @@ class InvalidOverrideError(RegistryCoreError, ValueError):
         super().__init__(f"{parameter}: {message}")
 
 
+class InputSizeError(RegistryCoreError, ValueError):
+    """An input smaller than the model's ``min_input_size``, refused before any layer
+    fails on it with a shape error of its own."""
+
+
 class ConformanceError(RegistryCoreError, AssertionError):
     """A component or model failed a check of ``registry_core.testing``."""
 
@@ -89,6 +94,11 @@ class DataError(RegistryCoreError):
 
 class TrainingError(RegistryCoreError):
     """Training options or state that cannot be used."""
+
+
+class WriteError(RegistryCoreError, OSError):
+    """A file that cannot be written where asked: a folder in the way, no permission,
+    a full disk. Still an ``OSError``, which is what a caller of a writer expects."""
 
 
 class ScaffoldError(RegistryCoreError, ValueError):

@@ -2,6 +2,9 @@
 
 ``atomic_write`` writes to a temporary file in the same folder, flushes and fsyncs it,
 then renames it over the target: a crash leaves either the old file or the new one.
+The file ends with the mode a plain ``open(path, "w")`` would give it (``0o666`` less
+the umask), not the owner-only mode of a temporary file. Any failure to write is a
+``WriteError`` naming the file.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .errors import WriteError
+
 ENV_HOME = "REGISTRY_CORE_HOME"
 
 
@@ -22,20 +27,43 @@ def home() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "registry_core"
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def refuse_folder(path: str | os.PathLike) -> None:
+    """A file is about to be written at ``path``: say so early if a folder is in the way."""
+    if Path(path).is_dir():
+        raise WriteError(f"cannot write {path}: it is a folder; give a file name inside it instead")
+
+
 @contextlib.contextmanager
 def _replacing(path: str | os.PathLike) -> Iterator[str]:
     """A temporary sibling of ``path`` that replaces it if the block succeeds and is
     removed if it fails."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
+    refuse_folder(target)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it owner-only
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(f"cannot write {target}: {exc.strerror or exc}") from exc
         raise
 
 

@@ -1,5 +1,6 @@
 """The generic trainer: every registered model takes a step, LeNet-5 learns digits, the
-output folder is complete and safe, resuming and torchrun reproduce a plain run."""
+output folder is complete and safe, resuming and torchrun reproduce a plain run; class
+names survive any character; eval scores any split, or a folder, matching classes by name."""
 
 import json
 import math
@@ -8,14 +9,21 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
+from torch.utils.data import TensorDataset
 
 import registry_core
-from registry_core import TrainConfig, Trainer, TrainingError, fit
+from registry_core import DataError, DatasetFactory, TrainConfig, Trainer, TrainingError, WeightsError, fit, hookimpl
 from registry_core.cli import main
+from registry_core.cli.train import SPLITS
+from registry_core.plugins import default_host, reload_plugins
+from registry_core.training import evaluate as evaluation
 from registry_core.training.state import STATE_FILE, load_state, save_state, write_curves
+from registry_core.weights.metadata import class_names
 
 TINY = {"train_size": 256, "val_size": 64, "channels": 1, "image_size": 32}  # lenet5-sized fake data
 
@@ -88,9 +96,14 @@ def test_state_round_trip_keeps_optimizer_tensors_and_groups(tmp_path):
 
 def test_output_folder_holds_weights_state_metrics_and_curves(tmp_path):
     out = tmp_path / "run"
-    trainer = fit(model="lenet5", dataset="fake", data_options=TINY, epochs=2, batch_size=64, out=str(out))
+    umask = os.umask(0o027)
+    try:
+        trainer = fit(model="lenet5", dataset="fake", data_options=TINY, epochs=2, batch_size=64, out=str(out))
+    finally:
+        os.umask(umask)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["best.safetensors", "config.json", "curves.png", "last.safetensors", "metrics.jsonl", STATE_FILE]
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == dict.fromkeys(names, 0o640)  # the umask's
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and records == trainer.history
     assert {"train_loss", "train_acc", "val_top1", "val_top5", "images_per_s", "lr"} <= set(records[0])
@@ -231,3 +244,105 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, messa
     assert main(["train", "--model", "lenet5", "--max-steps", "1", *out, *args]) == 2
     stderr = capsys.readouterr().err
     assert message in stderr and len(stderr.strip().splitlines()) == 1
+
+
+class Named(DatasetFactory):
+    """Grey 32x32 images, the same ones each time, in classes named as a user may name them."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def load(self, root, **options):
+        n = len(self.names)
+        images = torch.rand(8 * n, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        data = TensorDataset(images, torch.arange(8 * n) % n)
+        return data, data, list(self.names)
+
+
+@pytest.fixture
+def named():
+    """The dataset "named", with classes ``blue``, ``red, dark`` and ``grün``; rename them at will."""
+    factory = Named(["blue", "red, dark", "grün"])
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register("named", factory)
+
+    default_host().add_plugin(Plugin(), "test-named")
+    yield factory
+    reload_plugins()
+
+
+def test_class_names_are_a_json_list_in_weights_and_state(tmp_path, named):
+    out = tmp_path / "run"
+    fit(model="lenet5", dataset="named", max_steps=1, batch_size=8, out=str(out))
+    for name in ("last.safetensors", "best.safetensors"):
+        metadata = registry_core.read_metadata(out / name)
+        assert json.loads(metadata["classes"]) == ["blue", "red, dark", "grün"]
+        assert class_names(metadata, out / name) == ["blue", "red, dark", "grün"]
+    assert load_state(out / STATE_FILE)[2]["classes"] == ["blue", "red, dark", "grün"]
+    report = evaluation.evaluate(out / "best.safetensors", "named")
+    assert report["classes"] == ["blue", "red, dark", "grün"] and report["images"] == 24
+
+
+def test_eval_matches_classes_by_name_and_resume_refuses_renamed_classes(tmp_path, named):
+    out = tmp_path / "run"
+    fit(model="lenet5", dataset="named", max_steps=2, batch_size=8, out=str(out))
+    before = evaluation.evaluate(out / "best.safetensors", "named")
+    named.names = ["grün", "blue", "red, dark"]  # the same images, their labels now in another order
+    after = evaluation.evaluate(out / "best.safetensors", "named")
+    assert after["classes"] == before["classes"] and after["top1"] == before["top1"]
+    assert after["per_class"] == before["per_class"]
+    with pytest.raises(TrainingError, match="trained on classes"):
+        fit(resume=str(out), max_steps=3)
+
+
+def test_older_comma_joined_class_names_are_read_when_unambiguous(tmp_path):
+    three, two = tmp_path / "three.safetensors", tmp_path / "two.safetensors"
+    registry_core.save(registry_core.create("lenet5", num_classes=3), three, metadata={"classes": "a,b,c"})
+    registry_core.save(registry_core.create("lenet5", num_classes=2), two, metadata={"classes": "blue,red, dark"})
+    assert class_names(registry_core.read_metadata(three), three) == ["a", "b", "c"]
+    with pytest.raises(WeightsError, match="split into 3 names for 2 classes.*ambiguous"):
+        class_names(registry_core.read_metadata(two), two)
+    fake = {**TINY, "num_classes": 2, "val_size": 10}
+    with pytest.warns(UserWarning, match="ambiguous; .* classes of 'fake' to the model.s by position"):
+        report = evaluation.evaluate(two, "fake", data_options=fake)
+    assert report["classes"] == ["class_0", "class_1"] and report["images"] == 10
+    with pytest.raises(DataError, match="classes the model .* was not trained on: class_0, class_1, class_2"):
+        evaluation.evaluate(three, "fake", data_options={**fake, "num_classes": 3})
+
+
+def _photos(folder, classes, per_class):
+    for c in classes:
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(np.full((12, 12, 3), 30 * i, dtype=np.uint8)).save(folder / c / f"{i}.png")
+    return str(folder)
+
+
+def test_eval_scores_every_image_of_a_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    photos = _photos(tmp_path / "photos", ["cat", "dog"], 3)
+    fit(model="lenet5", dataset="folder", data_root=photos, max_steps=1, batch_size=2, out=str(out))
+    capsys.readouterr()
+    weights = str(out / "best.safetensors")
+    assert main(["eval", "--weights", weights, "--data-root", photos, "--split", "all", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["images"], report["split"], report["classes"]) == (6, "all", ["cat", "dog"])
+    assert main(["eval", "--weights", weights, "--data-root", photos, "--split", "train", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 5  # the folder's seeded 90/10 split
+    only_dogs = _photos(tmp_path / "dogs", ["dog"], 2)
+    assert main(["eval", "--weights", weights, "--data-root", only_dogs, "--split", "all"]) == 0
+    printed = capsys.readouterr().out
+    assert f"on folder at {only_dogs} (2 images, every split at 32px)" in printed
+    assert [line.split() for line in printed.splitlines()[2:]] == [["cat", "-"], ["dog", printed.split()[-1]]]
+    birds = _photos(tmp_path / "birds", ["bird", "dog"], 2)
+    assert main(["eval", "--weights", weights, "--data-root", birds]) == 2
+    assert "not trained on: bird" in capsys.readouterr().err
+    assert main(["eval", "--weights", weights]) == 2
+    assert "eval needs --dataset, or --data-root FOLDER" in capsys.readouterr().err
+
+
+def test_the_cli_offers_the_splits_eval_knows():
+    assert SPLITS == tuple(evaluation.SPLITS)

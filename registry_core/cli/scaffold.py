@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ..scaffold import write_plugin
-
 
 def add_commands(sub) -> None:
     p = sub.add_parser("new-plugin", help="write a block plugin skeleton that installs and passes its own test")
@@ -13,6 +11,8 @@ def add_commands(sub) -> None:
 
 
 def cmd_new_plugin(args) -> int:
+    from ..scaffold import write_plugin
+
     root = write_plugin(args.name, args.dir)
-    print(f"wrote {root}; next: pip install -e {root} && pytest {root / 'tests'}")
+    print(f"wrote {root}; next: pip install -e '{root}[test]' && pytest {root / 'tests'}")
     return 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 from ..errors import TrainingError
 
 KEEP = argparse.SUPPRESS  # options not given stay out of the namespace: the config's defaults apply
+SPLITS = ("val", "train", "all")  # the keys of training.evaluate.SPLITS, named here without importing torch
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -22,7 +24,9 @@ def _key_value(text: str) -> tuple[str, object]:
 
 
 def _data_arguments(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--dataset", required=required, default=KEEP, help="a registered dataset (digits, folder, mnist, cifar10, fake, ...)")
+    p.add_argument("--dataset", required=required, default=KEEP,
+                   help="a registered dataset (digits, folder, mnist, cifar10, fake, ...)" + ("" if required else
+                        "; with --data-root alone, folder"))
     p.add_argument("--data-root", default=KEEP, help="the dataset's folder, for datasets read from disk")
     p.add_argument("--data-opt", dest="data_options", action="append", type=_key_value, default=KEEP, metavar="KEY=VALUE",
                    help="a dataset option, e.g. val_fraction=0.2 (repeatable)")
@@ -64,16 +68,20 @@ def add_commands(sub) -> None:
     g.add_argument("--log-every", type=int, default=KEEP, help="steps between log lines when not on a terminal (default 50)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="top-1/top-5 and per-class accuracy of a weights file on a dataset")
+    p = sub.add_parser("eval", help="top-1/top-5 and per-class accuracy of a weights file on a dataset",
+                       description="Score a weights file on a registered dataset, or (with --data-root alone) on a "
+                       "folder of images ROOT/<class>/*; --split all scores every image of it.")
     p.add_argument("--weights", required=True, help="a .safetensors file written by the trainer or registry_core.save")
-    _data_arguments(p, required=True)
+    _data_arguments(p, required=False)
+    p.add_argument("--split", choices=SPLITS, default="val",
+                   help="which images to score: the validation split (default), the training split, or all of them")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_train(args) -> int:
-    from ..training.train import fit
+    from ..training.train import fit, refuse_existing_run
 
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
     for key in ("data_options", "model_options"):
@@ -85,6 +93,7 @@ def cmd_train(args) -> int:
         missing = [f"--{k}" for k in ("model", "dataset", "out") if k not in options]
         if missing:
             raise TrainingError(f"train needs {', '.join(missing)} (or --resume OUT_DIR)")
+        refuse_existing_run(options["out"], f"--resume {shlex.quote(options['out'])}")
         trainer = fit(**options)
     if not trainer.dist.is_main:
         return 0
@@ -99,14 +108,20 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from ..training.evaluate import evaluate
 
-    result = evaluate(args.weights, args.dataset, data_root=getattr(args, "data_root", None),
+    data_root = getattr(args, "data_root", None)
+    dataset = getattr(args, "dataset", "folder" if data_root else None)
+    if dataset is None:
+        raise TrainingError("eval needs --dataset, or --data-root FOLDER for a folder of images ROOT/<class>/*")
+    result = evaluate(args.weights, dataset, data_root=data_root, split=args.split,
                       data_options=dict(getattr(args, "data_options", [])), batch_size=args.batch_size,
                       image_size=getattr(args, "image_size", None), workers=getattr(args, "workers", 0),
                       device=getattr(args, "device", None))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{args.weights} on {args.dataset} ({result['images']} validation images at {result['image_size']}px)")
+    which = {"val": "validation images", "train": "training images", "all": "images, every split"}[args.split]
+    source = f"{dataset} at {data_root}" if data_root else dataset
+    print(f"{args.weights} on {source} ({result['images']} {which} at {result['image_size']}px)")
     print(f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
     width = max(len(c) for c in result["classes"])
     for name, accuracy in zip(result["classes"], result["per_class"]):

@@ -9,10 +9,11 @@ on the meta device when weights follow.
 from __future__ import annotations
 
 import inspect
+import numbers
 from dataclasses import replace
 from typing import Any
 
-from ..errors import InvalidOverrideError, SpecError
+from ..errors import BrokenPluginError, InvalidOverrideError, RegistryCoreError, SpecError
 from ..model.compose import ComposedModel, build
 from ..model.spec import Component, ModelSpec
 from ..plugins.host import PluginHost, default_host
@@ -38,15 +39,37 @@ def spec_from(host: PluginHost, name: str, options: dict[str, Any]) -> ModelSpec
         if option not in accepted:
             known = ", ".join(sorted(accepted)) or "none"
             raise InvalidOverrideError(option, f"model {name!r} has no such option (its options: {known})")
-    spec = factory(**options)
+        _check_like_default(name, option, options[option], accepted[option])
+    try:
+        spec = factory(**options)
+    except RegistryCoreError:
+        raise
+    except Exception as exc:  # a bug in the plugin's builder, or an option value it cannot take
+        if options:
+            raise InvalidOverrideError(", ".join(options), f"model {name!r} failed to build with options {options}: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+        host.entry_failed("model", name, exc)
+        raise BrokenPluginError(name, (), f"its builder raised {type(exc).__name__}: {exc}") from None
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"model {name!r}: its builder returned {type(spec).__name__}, not a ModelSpec")
     return spec
 
 
-def _keyword_options(fn) -> set[str]:
+def _keyword_options(fn) -> dict[str, Any]:
+    """The builder's keyword options and their defaults."""
     params = inspect.signature(fn).parameters.values()
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return {p.name: p.default for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _check_like_default(name: str, option: str, value: Any, default: Any) -> None:
+    """A value of another kind than a plain default (``drop_rate=0.2`` given ``'abc'``,
+    as ``--model-opt`` passes text it cannot parse) is refused here, in the option's
+    name, rather than failing later inside some layer."""
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise InvalidOverrideError(option, f"model {name!r} takes true or false (default {default}), got {value!r}")
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if isinstance(default, numbers.Real) and not isinstance(default, bool) and not number:
+        raise InvalidOverrideError(option, f"model {name!r} takes a number (default {default}), got {value!r}")
 
 
 def build_model(name: str, **options: Any) -> ComposedModel:
@@ -80,6 +103,9 @@ def swap_components(spec: ModelSpec, *, block=None, stem=None, head=None, host=N
     """``spec`` with every stage's block, the stem or the head replaced by name."""
     host = host or default_host()
     for kind, new in (("block", block), ("stem", stem), ("head", head)):
+        if new is not None and not isinstance(new, str):
+            raise InvalidOverrideError(kind, f"must be the name of a registered {kind} (a str), got {new!r}; register "
+                                       f"a {kind} with other options under a name of its own and pass that name")
         if new is not None:
             host.registry.get(kind, new)  # unknown names fail here, with suggestions
     if stem is not None:

@@ -79,17 +79,18 @@ class Resized(Dataset):
     and normalising happen per batch (``normalize``), where they are cheap.
     """
 
-    def __init__(self, dataset: Dataset, size: int, interpolation: str = "bilinear"):
-        self.dataset, self.size, self.mode = dataset, size, interpolation
+    def __init__(self, dataset: Dataset, size: int, interpolation: str = "bilinear", labels: list[int] | None = None):
+        self.dataset, self.size, self.mode, self.labels = dataset, size, interpolation, labels
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        """``labels``, when given, maps the dataset's labels to the model's."""
         image, label = self.dataset[index]
         if image.shape[-2:] != (self.size, self.size):
             image = resize(image, self.size, self.mode)
-        return image, int(label)
+        return image, int(label) if self.labels is None else self.labels[int(label)]
 
 
 def resize(image: Tensor, size: int, mode: str = "bilinear") -> Tensor:

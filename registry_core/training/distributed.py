@@ -93,12 +93,23 @@ class Distributed:
 
 
 def _device(name: str | None, local_rank: int) -> torch.device:
+    """The device asked for, checked here so that a missing GPU is one clear error, not
+    a driver traceback; plain ``cuda`` is this process's GPU (``LOCAL_RANK``)."""
     if name is None:
-        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise TrainingError(f"unknown device {name!r}: {exc}") from None
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    if device.type != "cuda":
+        return device
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise TrainingError(f"device {name!r} asked for, but there is no GPU here (torch finds no CUDA device); "
+                            "run on the CPU instead (--device cpu)")
+    if device.index is None:
+        device = torch.device("cuda", local_rank)
+    if device.index >= count:
+        raise TrainingError(f"device {str(device)!r} asked for, but this machine has {count} GPU(s): cuda:0 to cuda:{count - 1}")
+    torch.cuda.set_device(device)
     return device

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,13 +10,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from ..errors import DataError
+from ..errors import DataError, WeightsError
 from ..factory.create import load
 from ..model.compose import main_logits
+from ..weights.metadata import class_names
 from ..weights.safetensors_io import read_metadata
-from .data import Resized, ShardedBatches, load_dataset, make_loader, normalize
+from .data import LoadedDataset, Resized, ShardedBatches, load_dataset, make_loader, normalize
 from .distributed import Distributed
 
 
@@ -53,29 +55,58 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int, inpu
 
 
 def evaluate(weights: str | Path, dataset: str, *, data_root: str | None = None, data_options: dict | None = None,
-             batch_size: int = 256, image_size: int | None = None, workers: int = 0,
+             split: str = "val", batch_size: int = 256, image_size: int | None = None, workers: int = 0,
              device: str | None = None) -> dict[str, Any]:
-    """Accuracy of the model in a weights file on ``dataset``'s validation split.
+    """Accuracy of the model in a weights file on ``dataset``'s ``split``: ``val``,
+    ``train`` or ``all`` (every image, e.g. of a folder one points ``folder`` at).
 
-    The image size defaults to the one the weights were trained at (recorded by the
-    trainer in the file's metadata), else the model's input size.
+    Labels are matched to the model's classes by name when the file records them (the
+    trainer does), so a folder holding only some of the classes can be scored. The
+    image size defaults to the one the weights were trained at, else the model's.
     """
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     model = load(weights)
+    header = read_metadata(weights)
     data = load_dataset(dataset, data_root, **(data_options or {}))
-    if model.num_classes != len(data.classes) or model.meta.input_size[0] != data.channels:
-        raise DataError(
-            f"{weights} holds a model for {model.num_classes} classes and {model.meta.input_size[0]} channels; "
-            f"{dataset!r} has {len(data.classes)} classes and {data.channels} channels"
-        )
-    size = image_size or int(read_metadata(weights).get("image_size", max(model.meta.input_size[1:])))
+    if model.meta.input_size[0] != data.channels:
+        raise DataError(f"{weights} holds a model for {model.meta.input_size[0]}-channel images; "
+                        f"{dataset!r} has {data.channels}-channel images")
+    classes, labels = _match_classes(weights, header, model.num_classes, data.classes, dataset)
+    size = image_size or int(header.get("image_size", max(model.meta.input_size[1:])))
     dist = Distributed.single(device)
     model.to(dist.device)
-    val = Resized(data.val, size, model.meta.interpolation)
-    loader = make_loader(val, ShardedBatches(len(val), batch_size), workers, dist.device)
+    images = Resized(SPLITS[split](data), size, model.meta.interpolation, labels)
+    loader = make_loader(images, ShardedBatches(len(images), batch_size), workers, dist.device)
     result = evaluate_loader(
-        model, loader, len(data.classes), lambda images: normalize(images.to(dist.device), model.meta.mean, model.meta.std),
+        model, loader, len(classes), lambda batch: normalize(batch.to(dist.device), model.meta.mean, model.meta.std),
         dist, lambda: dist.autocast(None),
     )
-    result["classes"] = data.classes
-    result["image_size"] = size
-    return result
+    return {**result, "classes": classes, "split": split, "image_size": size}
+
+
+SPLITS: dict[str, Callable[[LoadedDataset], Dataset]] = {
+    "val": lambda data: data.val,
+    "train": lambda data: data.train,
+    "all": lambda data: ConcatDataset([data.train, data.val]),
+}
+
+
+def _match_classes(weights, header, num_classes: int, names: list[str], dataset: str) -> tuple[list[str], list[int] | None]:
+    """The model's class names, and the model's label for each of the dataset's labels
+    (``None``: the same). Without recorded names, the classes are matched by position."""
+    try:
+        recorded = class_names(header, weights)
+    except WeightsError as exc:
+        warnings.warn(f"{exc}; matching the classes of {dataset!r} to the model's by position", stacklevel=3)
+        recorded = None
+    if recorded is None:
+        if num_classes != len(names):
+            raise DataError(f"{weights} holds a model for {num_classes} classes; {dataset!r} has {len(names)}")
+        return names, None
+    unknown = [n for n in names if n not in recorded]
+    if unknown:
+        raise DataError(f"{dataset!r} has classes the model in {weights} was not trained on: {', '.join(unknown)} "
+                        f"(its classes: {', '.join(recorded)})")
+    labels = [recorded.index(n) for n in names]
+    return recorded, None if labels == list(range(len(recorded))) else labels

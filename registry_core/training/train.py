@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from ..errors import TrainingError
 from ..factory.create import create
 from ..model.compose import classification_loss, main_logits
+from ..weights.metadata import classes_entry
 from ..weights.model_files import save
 from .data import Resized, ShardedBatches, load_dataset, make_loader, normalize
 from .distributed import Distributed
@@ -282,7 +283,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         epoch = self.step // self.steps_per_epoch
-        metadata = {"dataset": self.config.dataset, "classes": ",".join(self.classes),
+        metadata = {"dataset": self.config.dataset, "classes": classes_entry(self.classes),
                     "image_size": str(self.image_size), "epoch": str(epoch), "step": str(self.step)}
         save(self.model, out / "last.safetensors", metadata=metadata)
         if new_best:
@@ -292,6 +293,9 @@ class Trainer:
         save_state(out / STATE_FILE, self.model.state_dict(), self.optimizer.state_dict(), info)
 
     def restore(self, model_state, optimizer_state, info) -> None:
+        if info.get("classes", self.classes) != self.classes:
+            raise TrainingError(f"the run was trained on classes {info['classes']}, but {self.config.dataset!r} now has "
+                                f"{self.classes}; its labels would no longer mean the same")
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optimizer_state)
         self.step, self.history, self.best_top1 = info["step"], info["history"], info["best_top1"]
@@ -308,9 +312,7 @@ def fit(config: TrainConfig | None = None, *, resume: str | None = None, **optio
     if resume is None:
         if config is None:
             config = TrainConfig(**options)
-        out = Path(config.out) if config.out else None
-        if out is not None and (out / STATE_FILE).exists():
-            raise TrainingError(f"{out} already holds a run; continue it with resume={str(out)!r} or choose another folder")
+        refuse_existing_run(config.out, f"resume={str(config.out)!r}")
         return Trainer(config).fit()
     model_state, optimizer_state, info = load_state(Path(resume) / STATE_FILE)
     saved = info["config"]
@@ -321,6 +323,13 @@ def fit(config: TrainConfig | None = None, *, resume: str | None = None, **optio
     trainer = Trainer(TrainConfig(**{**saved, **options, "out": str(resume)}))
     trainer.restore(model_state, optimizer_state, info)
     return trainer.fit()
+
+
+def refuse_existing_run(out: str | None, how_to_resume: str) -> None:
+    """A folder that holds a run is continued, never trained over; ``how_to_resume`` is
+    the caller's own way of saying so (a keyword in Python, an option on the CLI)."""
+    if out and (Path(out) / STATE_FILE).exists():
+        raise TrainingError(f"{out} already holds a run; continue it with {how_to_resume} or choose another folder")
 
 
 def _image_size(config: TrainConfig, meta) -> int:

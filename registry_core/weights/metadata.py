@@ -7,7 +7,7 @@ plugin gave it, and its input contract, all as strings; see ``docs/weights.md``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._version import __version__
@@ -75,6 +75,36 @@ def header_int(header: Mapping[str, str], key: str, path) -> int | None:
         return int(header[key])
     except ValueError:
         raise WeightsError(f"{path}: metadata {key}={header[key]!r} is not an integer") from None
+
+
+def classes_entry(names: Sequence[str]) -> str:
+    """The ``classes`` entry a trainer records: a JSON list, so a name may hold any
+    character (older versions joined names with commas, which a comma in a name broke)."""
+    return json.dumps(list(names), ensure_ascii=False)
+
+
+def class_names(header: Mapping[str, str], path) -> list[str] | None:
+    """The class names a header records in ``classes``, in label order; ``None`` if none.
+
+    An older comma-joined value is read when it splits into exactly the file's class
+    count; otherwise it is ambiguous (some name held a comma), a ``WeightsError``."""
+    if "classes" not in header:
+        return None
+    value, count = header["classes"], header_int(header, "num_classes", path)
+    try:
+        names = json.loads(value)
+    except ValueError:
+        names = None
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        if count is not None and len(names) != count:
+            raise WeightsError(f"{path}: its classes metadata lists {len(names)} names for a model of {count} classes")
+        return names
+    names = value.split(",")
+    if len(names) != (1 if count is None else count):
+        raise WeightsError(f"{path} records its class names joined by commas (an older registry-core) and they split "
+                           f"into {len(names)} names{'' if count is None else f' for {count} classes'}: a name holds "
+                           f"a comma, so the split is ambiguous; re-save it with classes as a JSON list")
+    return names
 
 
 def options_for_file(header: Mapping[str, str], requested: Mapping[str, Any], path) -> dict[str, Any]:
