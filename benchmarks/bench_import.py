@@ -1,8 +1,11 @@
-"""Start-up cost: `import registry_core; list_models()` beside timm and torchvision.
+"""Start-up cost of answering "what models are there?": registry-core beside timm and torchvision.
 
-Each case runs in a fresh Python process (that is what a user waits for), the cases
-interleaved so that machine noise hits all of them alike; we print medians and the
-ratio of each to ours. A baseline `import torch` shows how much is torch's alone.
+Each case runs in a fresh process (that is what a user waits for), the cases
+interleaved so that machine noise hits all of them alike; we print medians and each
+case's ratio to timm's. "warm" cases reuse the manifest that registry-core keeps in its
+home folder; "cold" ones start from an empty home folder, so they include building it
+(loading every plugin and counting every model's parameters and FLOPs, once per change
+of installed plugins). A baseline `import torch` shows what torch alone costs.
 
     python benchmarks/bench_import.py [--runs 7]
 """
@@ -10,22 +13,33 @@ ratio of each to ours. A baseline `import torch` shows how much is torch's alone
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+CLI = str(Path(sys.executable).with_name("registry-core"))
+PY = [sys.executable, "-c"]
 CASES = {
-    "registry_core + list_models()": "import registry_core; registry_core.list_models()",
-    "timm + timm.list_models()": "import timm; timm.list_models()",
-    "import torchvision": "import torchvision",
-    "import torch (baseline)": "import torch",
+    "registry-core list (warm)": ([CLI, "list"], "warm"),
+    "registry-core info resnet50 (warm)": ([CLI, "info", "resnet50"], "warm"),
+    "registry_core.list_models() (warm)": ([*PY, "import registry_core; registry_core.list_models()"], "warm"),
+    "registry-core list (cold)": ([CLI, "list"], "cold"),
+    "timm.list_models()": ([*PY, "import timm; timm.list_models()"], None),
+    "torchvision.models.list_models()": ([*PY, "import torchvision; torchvision.models.list_models()"], None),
+    "import torch (baseline)": ([*PY, "import torch"], None),
 }
+REFERENCE = "timm.list_models()"
 
 
-def time_process(code: str) -> float:
+def time_process(argv: list[str], home: str) -> float:
+    env = {**os.environ, "REGISTRY_CORE_HOME": home}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -33,17 +47,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    for code in CASES.values():  # warm the file cache once
-        time_process(code)
-    times: dict[str, list[float]] = {name: [] for name in CASES}
-    for _ in range(args.runs):
-        for name, code in CASES.items():
-            times[name].append(time_process(code))
-    ours = statistics.median(times["registry_core + list_models()"])
-    print(f"{'case':<32} {'median s':>9} {'vs ours':>8}")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(f"{name:<32} {median:9.3f} {median / ours:7.2f}x")
+    root = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    warm = str(root / "warm")
+    try:
+        for argv, _ in CASES.values():  # warm the file cache and the warm manifest once
+            time_process(argv, warm)
+        times: dict[str, list[float]] = {name: [] for name in CASES}
+        for run in range(args.runs):
+            for name, (argv, manifest) in CASES.items():
+                home = str(root / f"cold-{run}") if manifest == "cold" else warm
+                times[name].append(time_process(argv, home))
+        reference = statistics.median(times[REFERENCE])
+        print(f"{'case':<38} {'median s':>9} {'vs timm':>8}")
+        for name, samples in times.items():
+            median = statistics.median(samples)
+            print(f"{name:<38} {median:9.3f} {median / reference:7.2f}x")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,42 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import RegistryCoreError
+INFO_KEY_WIDTH = 32
+INFO_VALUE_CHARS = 2000
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("list", help="list registered models")
+    p = sub.add_parser("list", help="list registered models (answered from the manifest, without importing torch)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'resnet*'")
+    p.add_argument("--family", help="only this family, e.g. resnet")
+    p.add_argument("--plugin", help="only models from this plugin or distribution")
+    p.add_argument("--max-params", type=_count, metavar="N", help="at most N parameters, e.g. 30M or 2.5e7")
+    p.add_argument("--max-gflops", type=float, metavar="G", help="at most G GFLOPs (a multiply-add counts 2)")
+    p.add_argument("--input-size", type=int, metavar="PIXELS", help="default input side, e.g. 224")
+    p.add_argument("--pretrained", action="store_true", help="only models with a torchvision or timm converter")
+    p.add_argument("--sort", choices=("name", "params", "gflops"), default="name")
+    p.add_argument("--json", action="store_true", help="every listed model's info as JSON")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("info", help="describe a model, or a weights file's metadata")
     p.add_argument("name", help="a model name or a .safetensors file")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("plugins", help="list plugins, their versions, hooks and what they provided")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", nargs="*", metavar="NAME", default=None,
+                   help="exit 1 if a plugin is broken or a name contested; with NAMEs, also run the conformance "
+                        "kit on every component those plugins provide")
     p.set_defaults(func=cmd_plugins)
+
+
+def _count(text: str) -> float:
+    """'30M' -> 3e7; plain numbers pass through."""
+    import argparse
+
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:].upper(), 1)
+    try:
+        return float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count such as 30M, 2.5e7 or 500K, got {text!r}") from None
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -28,19 +51,26 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def cmd_list(args) -> int:
-    from ..factory.catalog import list_models, model_info
+    import fnmatch
 
-    names = list_models(args.pattern)
+    from ..factory.catalog import list_contested, list_models, model_infos
+
+    names = list_models(args.pattern, family=args.family, plugin=args.plugin, max_params=args.max_params,
+                        max_gflops=args.max_gflops, input_size=args.input_size, pretrained=args.pretrained, sort=args.sort)
+    if args.json:
+        print(json.dumps(list(model_infos(names).values()), indent=2, default=str))
+        return 0
+    contested = [c for c in list_contested() if c["kind"] == "model" and fnmatch.fnmatchcase(c["name"], args.pattern)]
+    for contest in contested:
+        print(f"contested: {contest['text']}", file=sys.stderr)
     if not names:
         print(f"no model matches {args.pattern!r}")
         return 0
     rows = [["name", "family", "params", "plugin"]]
     unavailable = []
-    for name in names:
-        try:
-            info = model_info(name, flops=False)
-        except RegistryCoreError as exc:  # one unbuildable model must not hide the others
-            unavailable.append(f"{name}: {exc}")
+    for name, info in model_infos(names, flops=False).items():
+        if isinstance(info, Exception):  # one unbuildable model must not hide the others
+            unavailable.append(f"{name}: {info}")
             rows.append([name, "?", "unavailable", "?"])
             continue
         rows.append([name, info["family"], f"{info['params']:,}", f"{info['distribution'] or info['plugin']} {info['version']}"])
@@ -64,16 +94,21 @@ def cmd_info(args) -> int:
 
         info = model_info(args.name)
         info["gflops"] = round(info["gflops"], 3)
-    width = max(len(k) for k in info)
-    for key, value in info.items():
-        print(f"{key.ljust(width)}  {value}")
+    from ..weights.validate import shown
+
+    width = min(max(len(k) for k in info), INFO_KEY_WIDTH)
+    for key, value in info.items():  # a file's text is escaped: no terminal control, one line per entry
+        print(f"{shown(key, INFO_KEY_WIDTH).ljust(width)}  {shown(value, INFO_VALUE_CHARS)}")
     return 0
 
 
 def cmd_plugins(args) -> int:
-    from ..factory.catalog import list_plugins
+    from ..factory.catalog import list_contested, list_plugins
 
+    if args.check is not None:
+        return _check_plugins(args.check)
     records = [r.as_dict() for r in list_plugins()]
+    contests = list_contested()
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
@@ -87,4 +122,25 @@ def cmd_plugins(args) -> int:
             print(f"    {kind}s: {', '.join(names)}")
         for note in r["overrides"]:
             print(f"    overrides: {note}")
+    for contest in contests:
+        print(f"contested: {contest['text']}")
     return 0
+
+
+def _check_plugins(names: list[str]) -> int:
+    """Health of every plugin, then the conformance kit on the named ones: exit 1 on any problem."""
+    from ..factory.catalog import list_contested, list_plugins
+    from ..testing import check_plugin
+
+    problems = [f"plugin {r.name} ({r.distribution} {r.version}) is {r.status}: {r.error}"
+                for r in list_plugins() if r.status == "broken" or (r.status == "ok" and r.error)]
+    problems += [f"contested: {c['text']}" for c in list_contested() if not c["settled"]]
+    for name in names:
+        for what, outcome in check_plugin(name):
+            print(f"{name}: {what}: {outcome}")
+            if outcome.startswith("FAILED"):
+                problems.append(f"{name}: {what}: {outcome}")
+    for line in problems:
+        print(f"problem: {line}", file=sys.stderr)
+    print(f"plugins --check: {len(problems)} problem(s)")
+    return 1 if problems else 0

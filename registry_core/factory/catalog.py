@@ -1,20 +1,96 @@
-"""What the registry holds: model, converter and plugin listings, and ``model_info``."""
+"""What the registry holds: model, converter and plugin listings, and ``model_info``.
+
+The listings answer from the live plugin host when this process has loaded one, and
+otherwise from the manifest (``manifest.py``), without importing torch or any plugin.
+Looking up an object to use (``get_component``, ``get_converter``) loads the plugins.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..model.compose import ComposedModel, meta_device
-from ..model.flops import count_flops
-from ..plugins.host import PluginHost, PluginRecord, default_host
-from ..weights.keymaps import Converter
-from .build import build_model
+from ..errors import RegistryCoreError, SpecError, UnknownComponentError, UnknownModelError
+from ..plugins.records import PluginRecord
+from . import manifest
+
+if TYPE_CHECKING:
+    from ..model.compose import ComposedModel
+    from ..plugins.host import PluginHost
+    from ..weights.keymaps import Converter
+
+KIND_NAMES = ("stem", "block", "head", "model", "converter", "dataset")
+SORT_KEYS = ("name", "params", "gflops")
+TUPLE_FIELDS = ("input_size", "min_input_size", "mean", "std")
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern``, sorted."""
-    return default_host().registry.names("model", pattern)
+def default_host() -> PluginHost:
+    from ..plugins.host import default_host as load
+
+    return load()
+
+
+def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | None = None,
+                max_params: float | None = None, max_gflops: float | None = None, input_size: int | None = None,
+                pretrained: bool = False, sort: str = "name") -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, filtered and sorted.
+
+    ``family`` and ``plugin`` (its name or distribution) match exactly; ``max_params``
+    and ``max_gflops`` are upper bounds; ``input_size`` is the default image side;
+    ``pretrained=True`` keeps models with a registered torchvision or timm converter
+    (whose pretrained weights can be brought in). ``sort`` is name, params or gflops.
+    """
+    if sort not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
+    host = manifest.live_host()
+    filtered = any(v not in (None, False) for v in (family, plugin, max_params, max_gflops, input_size, pretrained))
+    if not filtered and sort == "name":  # every registered name, buildable or not: `list` says which is which
+        if host is not None:
+            return host.registry.names("model", pattern)
+        content = manifest.current()
+        return sorted(n for n in {*content["models"], *content["unavailable"]} if fnmatch.fnmatchcase(n, pattern))
+    infos = _all_model_infos(host, flops=max_gflops is not None or sort == "gflops")
+    converters = set(list_converters())
+
+    def keep(name: str, info: dict[str, Any]) -> bool:
+        return (fnmatch.fnmatchcase(name, pattern)
+                and (family is None or info["family"] == family)
+                and (plugin is None or plugin in (info["plugin"], info["distribution"]))
+                and (max_params is None or info["params"] <= max_params)
+                and (max_gflops is None or info["gflops"] <= max_gflops)
+                and (input_size is None or max(info["input_size"][1:]) == input_size)
+                and (not pretrained or any(f"{lib}/{name}" in converters for lib in ("torchvision", "timm"))))
+
+    names = [name for name, info in infos.items() if keep(name, info)]
+    return sorted(names, key=lambda n: (infos[n][sort], n) if sort != "name" else (n,))
+
+
+def _all_model_infos(host: Any, flops: bool) -> dict[str, dict[str, Any]]:
+    if host is None:
+        return manifest.current()["models"]
+    infos = {}
+    for name in host.registry.names("model"):
+        try:
+            infos[name] = live_model_info(name, flops=flops)
+        except Exception:  # an unbuildable model cannot match a filter; `list` reports it
+            continue
+    return infos
+
+
+def model_infos(names: list[str], *, flops: bool = True) -> dict[str, dict[str, Any] | Exception]:
+    """``model_info`` of each of ``names`` in one pass (one manifest read); a model that
+    cannot be described maps to the error saying why."""
+    if manifest.live_host() is None:
+        content = manifest.current()
+        return {name: _from_manifest(content, name, flops) for name in names}
+    infos: dict[str, dict[str, Any] | Exception] = {}
+    for name in names:
+        try:
+            infos[name] = live_model_info(name, flops=flops)
+        except RegistryCoreError as exc:
+            infos[name] = exc
+    return infos
 
 
 def get_converter(source: str, model: str) -> Converter:
@@ -24,20 +100,78 @@ def get_converter(source: str, model: str) -> Converter:
 
 def list_converters(pattern: str = "*") -> list[str]:
     """Registered converter keys (``source/model``) matching ``pattern``, sorted."""
-    return default_host().registry.names("converter", pattern)
+    return list_components("converter", pattern)
+
+
+def get_component(kind: str, name: str) -> Any:
+    """The registered object of ``kind`` (stem, block, head, model, converter, dataset)
+    called ``name``: a class to subclass or reuse, a spec builder, a converter."""
+    _check_kind(kind)
+    return default_host().registry.get(kind, name).obj
+
+
+def list_components(kind: str, pattern: str = "*") -> list[str]:
+    """Registered names of ``kind`` matching a shell-style ``pattern``, sorted."""
+    _check_kind(kind)
+    host = manifest.live_host()
+    if host is not None:
+        return host.registry.names(kind, pattern)
+    return [n for n in manifest.current()["components"].get(kind, []) if fnmatch.fnmatchcase(n, pattern)]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KIND_NAMES:
+        raise UnknownComponentError("kind", kind, KIND_NAMES, f"kinds: {', '.join(KIND_NAMES)}")
+
+
+def list_contested() -> list[dict[str, Any]]:
+    """Names that several plugins registered: ``kind``, ``name``, ``settled`` and a
+    ``text`` saying who claims it and how it was settled."""
+    host = manifest.live_host()
+    if host is None:
+        return list(manifest.current()["contested"])
+    return [{"kind": c.kind, "name": c.name, "text": str(c), "settled": c.chosen is not None}
+            for c in host.registry.contests.values()]
 
 
 def list_plugins() -> list[PluginRecord]:
     """Every plugin seen: name, distribution, version, status, hooks, what it provided."""
-    return list(default_host().records.values())
+    host = manifest.live_host()
+    if host is None:
+        return [PluginRecord.from_dict(record) for record in manifest.current()["plugins"]]
+    return list(host.records.values())
 
 
 def model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
-    """Plugin, family, parameter count, GFLOPs, input contract and description of ``name``.
+    """Plugin, family, parameter counts, GFLOPs, input contract and description of ``name``.
 
-    Both counts come from the model built on the meta device (no weights allocated).
+    ``params`` counts every parameter the model is built with, auxiliary heads
+    included (what it trains); ``params_inference`` leaves those heads out (what eval
+    runs, and what ``aux_logits=False`` builds). All counts come from the model built
+    on the meta device (no weights allocated), or from the manifest, without torch.
     ``flops=False`` leaves out ``gflops``, whose counting pass costs more than the rest.
     """
+    if manifest.live_host() is not None:
+        return live_model_info(name, flops=flops)
+    info = _from_manifest(manifest.current(), name, flops)
+    if isinstance(info, Exception):
+        raise info
+    return info
+
+
+def _from_manifest(content: dict[str, Any], name: str, flops: bool) -> dict[str, Any] | Exception:
+    if name not in content["models"]:
+        if name in content["unavailable"]:
+            return SpecError(content["unavailable"][name])
+        return UnknownModelError(name, content["models"])
+    info = {k: tuple(v) if k in TUPLE_FIELDS else v for k, v in content["models"][name].items()}
+    if not flops:
+        info.pop("gflops", None)
+    return info
+
+
+def live_model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
+    """``model_info`` from the loaded plugins."""
     host = default_host()
     model = _meta_model(host, name)
     provenance, meta = model.provenance, model.meta
@@ -48,6 +182,7 @@ def model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
         "distribution": provenance.distribution,
         "version": provenance.version,
         "params": sum(p.numel() for p in model.parameters()),
+        "params_inference": sum(p.numel() for n, p in model.named_parameters() if not n.startswith("aux_heads.")),
     }
     if flops:
         info["gflops"] = _gflops(host, name)
@@ -69,11 +204,16 @@ def model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
 @functools.cache
 def _meta_model(host: PluginHost, name: str) -> ComposedModel:
     """``name`` built on the meta device, once per host (``host`` keys the cache)."""
+    from ..model.compose import meta_device
+    from .build import build_model
+
     with meta_device():
         return build_model(name)
 
 
 @functools.cache
 def _gflops(host: PluginHost, name: str) -> float:
+    from ..model.flops import count_flops
+
     model = _meta_model(host, name)
     return count_flops(model, model.meta.input_size) / 1e9

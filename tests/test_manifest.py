@@ -1,0 +1,143 @@
+"""The manifest: listings answer without torch, and are never stale (installing,
+editing and removing a plugin change the next answer); a damaged file is rebuilt."""
+
+import functools
+import json
+import os
+import time
+
+import pytest
+from installed_plugins import run_python, write_distribution
+
+import registry_core
+from registry_core.cli import main
+from registry_core.factory import manifest
+from registry_core.files import home
+
+HEAVY = ("torch", "torchvision", "timm", "registry_resnet", "registry_lenet")
+
+NO_TORCH = f"""
+import json, sys
+from registry_core.cli import main
+import registry_core
+answers = {{
+    "models": registry_core.list_models("res*"),
+    "small": registry_core.list_models(max_params=12e6, sort="params"),
+    "info": registry_core.model_info("resnet50")["params"],
+    "plugins": sorted(r.name for r in registry_core.list_plugins()),
+    "blocks": registry_core.list_components("block"),
+}}
+codes = [main(argv) for argv in (["list"], ["info", "resnet50"], ["plugins"], ["list", "--family", "vgg", "--json"])]
+print("ANSWER" + json.dumps({{**answers, "codes": codes, "heavy": [m for m in sys.modules if m.split(".")[0] in {HEAVY!r}]}}))
+"""
+
+EXTRA = """
+    from registry_core import hookimpl, model_spec
+
+    NAMES = ['extra_a']
+
+    @hookimpl
+    def register_models(register):
+        for name in NAMES:
+            register(name, lambda: model_spec("lenet5"))
+"""
+
+
+def answer_with(site=None, code=NO_TORCH, **env):
+    """What ``code`` printed after ANSWER, run in a fresh process."""
+    done = run_python("-c", code, site=site, **env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.rpartition("ANSWER")[2])
+
+
+answer = answer_with
+
+
+def test_listings_answer_from_the_manifest_without_importing_torch_or_any_plugin():
+    first = answer()  # builds the manifest (this one imports torch)
+    again = answer()
+    assert again["heavy"] == [] and first["heavy"] != []
+    assert {k: v for k, v in again.items() if k != "heavy"} == {k: v for k, v in first.items() if k != "heavy"}
+    assert "resnet50" in again["models"] and again["info"] == 25_557_032 and again["codes"] == [0, 0, 0, 0]
+    assert again["small"][0] == "lenet5" and "resnet18" in again["small"] and "resnet50" not in again["small"]
+    assert {"lenet", "resnet", "registry-core"} <= set(again["plugins"]) and "bottleneck" in again["blocks"]
+
+
+LIST_EXTRA = "import json, registry_core; print('ANSWER' + json.dumps(registry_core.list_models('extra*')))"
+
+
+def test_installing_editing_and_removing_a_plugin_change_the_next_answer(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    answer = functools.partial(answer_with, REGISTRY_CORE_PLUGINS="lenet,extra")  # a small manifest: quick rebuilds
+    assert answer(site, LIST_EXTRA) == []
+    write_distribution(site, "rc-test-extra", "rc_test_extra", EXTRA, "extra")
+    assert answer(site, LIST_EXTRA) == ["extra_a"]
+    module = site / "rc_test_extra.py"
+    time.sleep(0.01)
+    module.write_text(module.read_text().replace("['extra_a']", "['extra_a', 'extra_b']"))  # an editable install, edited
+    assert answer(site, LIST_EXTRA) == ["extra_a", "extra_b"]
+    for path in [module, *sorted((site / "rc_test_extra-1.2.3.dist-info").iterdir())]:
+        path.unlink()
+    (site / "rc_test_extra-1.2.3.dist-info").rmdir()
+    assert answer(site, LIST_EXTRA) == []
+
+
+@pytest.fixture
+def no_live_host(monkeypatch):
+    """This process forgets its loaded plugins, so listings go through the manifest."""
+    from registry_core.plugins import host
+
+    monkeypatch.setattr(host, "_default", None)
+    monkeypatch.setattr(manifest, "live_host", lambda: None)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign"])
+def test_a_damaged_or_foreign_manifest_is_ignored_and_rebuilt(no_live_host, damage, monkeypatch):
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "lenet")  # a small manifest: quick rebuilds
+    key = manifest.manifest_key()
+    path = manifest.manifest_path(key)
+    good = manifest.current()
+    text = path.read_text()
+    path.write_text({"garbage": "not json at all {", "truncated": text[: len(text) // 2],
+                     "foreign": json.dumps({"key": {**key, "environment": "/elsewhere"}, "content": {"models": {}}})}[damage])
+    assert manifest.current()["models"].keys() == good["models"].keys()
+    assert json.loads(path.read_text())["key"] == key
+
+
+def test_another_environment_or_setting_gets_another_manifest(monkeypatch):
+    base = manifest.manifest_path(manifest.manifest_key())
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "lenet")
+    assert manifest.manifest_path(manifest.manifest_key()) != base
+    monkeypatch.delenv("REGISTRY_CORE_PLUGINS")
+    monkeypatch.setattr("sys.prefix", "/another/venv")
+    assert manifest.manifest_path(manifest.manifest_key()) != base
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_filters_sorting_and_json(live, capsys, request):
+    if not live:
+        request.getfixturevalue("no_live_host")
+    assert registry_core.list_models(family="vgg") == [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
+    by_params = registry_core.list_models("resnet*", sort="params")
+    params = [registry_core.model_info(n, flops=False)["params"] for n in by_params]
+    assert params == sorted(params) and len(by_params) == 7
+    assert "lenet5" in registry_core.list_models(max_gflops=1.0) and "resnet50" not in registry_core.list_models(max_gflops=1.0)
+    assert all(registry_core.model_info(n)["gflops"] <= 5 for n in registry_core.list_models(max_gflops=5))
+    assert registry_core.list_models(input_size=299) == ["inception_v3"]
+    assert set(registry_core.list_models(plugin="registry-vgg")) == set(registry_core.list_models("vgg*"))
+    assert "lenet5" not in registry_core.list_models(pretrained=True) and "resnet50" in registry_core.list_models(pretrained=True)
+    assert main(["list", "--family", "resnet", "--max-params", "30M", "--sort", "params", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listed] == [n for n in by_params if registry_core.model_info(n, flops=False)["params"] <= 30e6]
+    assert all(m["family"] == "resnet" and m["params"] <= 30e6 for m in listed)
+    with pytest.raises(SystemExit) as exited:
+        main(["list", "--max-params", "lots"])
+    assert exited.value.code == 2 and "30M" in capsys.readouterr().err
+
+
+def test_the_manifest_is_written_atomically_into_the_home_folder(no_live_host):
+    manifest.current()
+    folder = manifest.manifest_path(manifest.manifest_key()).parent
+    assert folder.parent == home() and str(folder).startswith(os.environ["REGISTRY_CORE_HOME"])
+    assert [p.suffix for p in folder.iterdir()] == [".json"]  # no temporary file left behind
