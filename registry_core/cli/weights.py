@@ -26,6 +26,7 @@ def add_commands(sub) -> None:
     p.add_argument("--atol", type=float, default=None, help="largest allowed output difference (default 1e-4)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="floating dtype of the written file (default: the checkpoint's own)")
+    p.add_argument("--allow-non-finite", action="store_true", help="accept NaN or Inf in the checkpoint (refused by default)")
     p.set_defaults(func=cmd_convert)
 
 
@@ -34,7 +35,7 @@ def cmd_convert(args) -> int:
 
     refuse_folder(args.out)  # before the conversion's work, not after it
     options = dict(verify=not args.no_verify, verify_size=args.verify_size, atol=DEFAULT_ATOL if args.atol is None else args.atol,
-                   dtype=args.dtype)
+                   dtype=args.dtype, allow_non_finite=args.allow_non_finite)
     if args.source:
         provenance = convert_from(args.source, args.model, args.checkpoint, args.out, **options)
         what = f"{args.source} {args.model} -> {args.out}"

@@ -17,6 +17,7 @@ from ..errors import BrokenPluginError, InvalidOverrideError, RegistryCoreError,
 from ..model.compose import ComposedModel, build
 from ..model.spec import Component, ModelSpec
 from ..plugins.host import PluginHost, default_host
+from ..weights.validate import check_create_options, check_name
 
 COMPOSE_OPTIONS = ("num_classes", "in_chans", "features_only")
 SWAPS = ("block", "stem", "head")
@@ -77,6 +78,8 @@ def build_model(name: str, **options: Any) -> ComposedModel:
     ``model.meta_device()``, with none). ``options`` are ``create``'s, weights aside:
     ``num_classes``, ``in_chans``, ``features_only``, ``block``/``stem``/``head`` swaps,
     and the model's own options."""
+    check_name(name, "the model asked for")
+    check_create_options(options)
     host = default_host()
     entry = host.registry.get("model", name)
     given = {k: options[k] for k in (*COMPOSE_OPTIONS, *SWAPS) if options.get(k) is not None and options[k] is not False}

@@ -43,7 +43,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 def convert_from(source: str, model: str, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                  verify: bool = True, verify_size: int | None = None, atol: float = DEFAULT_ATOL,
-                 dtype: str | torch.dtype | None = None) -> dict[str, str]:
+                 dtype: str | torch.dtype | None = None, allow_non_finite: bool = False) -> dict[str, str]:
     """Convert ``source``'s checkpoint of ``model`` into our safetensors file ``out``.
 
     Returns the provenance written into its metadata (with ``max_abs_diff`` when the
@@ -57,7 +57,8 @@ def convert_from(source: str, model: str, checkpoint: str | os.PathLike, out: st
     out_dtype = output_dtype(dtype, theirs)
     converted = _apply(converter.to_ours, theirs, converter, "to_ours")
     ours = assign_weights(lambda: build_model(model, **converter.create_kwargs), converted,
-                          on_error=f" (converted by {converter.key})")
+                          on_error=f" (converted by {converter.key})", allow_non_finite=allow_non_finite,
+                          source=str(checkpoint))
     provenance = {
         "source": source,
         "source_model": converter.source_name,
@@ -75,7 +76,7 @@ def convert_from(source: str, model: str, checkpoint: str | os.PathLike, out: st
 
 def convert_to(target: str, model: str, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                verify: bool = True, verify_size: int | None = None, atol: float = DEFAULT_ATOL,
-               dtype: str | torch.dtype | None = None) -> dict[str, str]:
+               dtype: str | torch.dtype | None = None, allow_non_finite: bool = False) -> dict[str, str]:
     """Export our weights file of ``model`` to ``target``'s layout (``.safetensors`` or
     ``.pth``), in the file's floating dtype unless ``dtype`` says otherwise."""
     recorded = read_metadata(checkpoint).get("model", model)
@@ -83,7 +84,7 @@ def convert_to(target: str, model: str, checkpoint: str | os.PathLike, out: str 
         raise WeightsError(f"{checkpoint} holds weights for {recorded!r}, not {model!r}")
     converter = get_converter(target, model)
     out_dtype = output_dtype(dtype, read_tensors(checkpoint)[0])
-    ours = load_file(checkpoint)
+    ours = load_file(checkpoint, allow_non_finite=allow_non_finite)
     exported = _apply(converter.from_ours, ours.state_dict(), converter, "from_ours")
     provenance = {"exported_from": "registry-core", "model": model, "converter": converter.key,
                   "converter_version": converter.version, "source_sha256": sha256(checkpoint),
@@ -113,7 +114,7 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def ensure_pretrained(name: str) -> Path:
+def ensure_pretrained(name: str, *, allow_non_finite: bool = False) -> Path:
     """The store's file for ``name``; when it is missing and torchvision's or timm's
     cache holds a checkpoint a registered converter understands, that checkpoint is
     converted (and verified) into the store first, trying the caches in
@@ -129,7 +130,7 @@ def ensure_pretrained(name: str) -> Path:
         cached = cached_checkpoint(converter)
         if cached is not None:
             warnings.warn(f"converting {converter.source}'s cached {cached} into {path} (once)", UserWarning, stacklevel=3)
-            convert_from(converter.source, name, cached, path)
+            convert_from(converter.source, name, cached, path, allow_non_finite=allow_non_finite)
             return path
     commands = "; or ".join(
         f"registry-core convert --from {c.source} --model {name} --checkpoint FILE --out {path}" for c in converters
@@ -154,7 +155,8 @@ def _verify(converter: Converter, theirs: StateDict, ours: ComposedModel, size: 
         warnings.warn(f"outputs not compared: {reason}", UserWarning, stacklevel=3)
         return {"verified": f"no ({reason})"}
     other = assign_weights(lambda: source_model(converter), dict(theirs),
-                           on_error=f" (loading into {converter.source}'s {converter.source_name})")
+                           on_error=f" (loading into {converter.source}'s {converter.source_name})",
+                           allow_non_finite=True)  # our side has already checked these values
     size = size or ours.meta.input_size[-1]
     diff = max_output_difference(other, ours, size)
     if not diff <= atol:

@@ -27,6 +27,7 @@ def create(
     block: str | None = None,
     stem: str | None = None,
     head: str | None = None,
+    allow_non_finite: bool = False,
     **options: Any,
 ) -> ComposedModel:
     """Build a registered model by name.
@@ -36,7 +37,8 @@ def create(
     example ``groups`` for ResNeXt). ``weights`` is a safetensors file to load;
     ``pretrained=True`` loads ``<REGISTRY_CORE_HOME>/weights/<name>.safetensors``.
     With weights, the model is built on the meta device and takes the file's tensors
-    as they are; options left unset follow the file (see ``docs/weights.md``).
+    as they are; options left unset follow the file (see ``docs/weights.md``). A file
+    holding NaN or Inf is refused unless ``allow_non_finite=True``.
     """
     given = {"num_classes": num_classes, "in_chans": in_chans, "block": block, "stem": stem, "head": head}
     requested = {**{k: v for k, v in given.items() if v is not None}, **options}
@@ -44,10 +46,11 @@ def create(
         requested["features_only"] = True
     if weights is None and not pretrained:
         return build_model(name, **requested)
-    return load_file(weights if weights is not None else ensure_pretrained(name), name, **requested)
+    path = weights if weights is not None else ensure_pretrained(name, allow_non_finite=allow_non_finite)
+    return load_file(path, name, allow_non_finite=allow_non_finite, **requested)
 
 
-def load(path: str | os.PathLike, **overrides: Any) -> ComposedModel:
+def load(path: str | os.PathLike, *, allow_non_finite: bool = False, **overrides: Any) -> ComposedModel:
     """Rebuild the model a weights file was saved from, using its metadata alone, and
     load the weights. ``overrides`` replace recorded create options (e.g. ``num_classes``)."""
-    return load_file(path, **overrides)
+    return load_file(path, allow_non_finite=allow_non_finite, **overrides)

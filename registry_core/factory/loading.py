@@ -20,12 +20,17 @@ from ..weights.adapt import prepare_state
 from ..weights.assign import assign_weights
 from ..weights.metadata import header_int, options_for_file, rebuild_hint
 from ..weights.safetensors_io import read_tensors
+from ..weights.validate import check_create_options, check_name
 from .build import build_model
 
 
-def load_file(path: str | os.PathLike, name: str | None = None, **requested: Any) -> ComposedModel:
+def load_file(path: str | os.PathLike, name: str | None = None, *, allow_non_finite: bool = False,
+              **requested: Any) -> ComposedModel:
     """The model in ``path`` (``name``, or the one its metadata names) with its weights;
-    ``requested`` are create options that replace the recorded ones."""
+    ``requested`` are create options that replace the recorded ones. NaN or Inf in the
+    file is an error unless ``allow_non_finite``."""
+    if name is not None:
+        check_name(name, "the model asked for")
     state, header = read_tensors(path)
     if name is None:
         if "model" not in header:
@@ -44,11 +49,13 @@ def load_file(path: str | os.PathLike, name: str | None = None, **requested: Any
         raise UnknownModelError(name, (), f"{path} was saved from {saved_from}, which is not installed here: "
                                 f"pip install {header['plugin']}") from None
     options = options_for_file(header, requested, path)
+    check_create_options(options, str(path))  # before anything is built from them
     file_chans = header_int(header, "in_chans", path)
     notes: list[str] = []
     model = assign_weights(lambda: build_model(name, **options), state,
                            prepare=lambda m: notes.extend(prepare_state(m, state, file_chans, path)),
-                           on_error=rebuild_hint(name, header, path))
+                           on_error=rebuild_hint(name, header, path), allow_non_finite=allow_non_finite,
+                           notes=notes, source=str(path))
     wanted_classes = requested.get("num_classes")
     if not options.get("features_only", False) and wanted_classes is not None and wanted_classes != model.num_classes:
         notes.append(f"{path}: head reset for {wanted_classes} classes (the file has {model.num_classes}); "

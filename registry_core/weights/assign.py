@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..errors import WeightsError
 from ..model.compose import meta_device
+from .validate import fit_tensors
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -22,10 +23,13 @@ SHOWN_KEYS = 12  # how many key names an error lists per kind of mismatch
 
 
 def assign_weights(build: Callable[[], M], state: dict[str, Tensor], *,
-                   prepare: Callable[[M], Any] | None = None, on_error: str = "") -> M:
+                   prepare: Callable[[M], Any] | None = None, on_error: str = "", allow_non_finite: bool = False,
+                   notes: list[str] | None = None, source: str = "weights") -> M:
     """``build()`` on the meta device, then make ``state``'s tensors its parameters.
     Keys must match exactly; a mismatch is a ``WeightsError`` listing them.
-    ``prepare(module)`` may adapt ``state`` to the freshly built module first.
+    ``prepare(module)`` may adapt ``state`` to the freshly built module first. Dtypes
+    and values are checked by ``validate.fit_tensors``; its notes (casts) are appended
+    to ``notes`` when given.
 
     A module with non-persistent buffers (absent from any state dict) is built again
     for real, since their values come from its constructor.
@@ -38,7 +42,9 @@ def assign_weights(build: Callable[[], M], state: dict[str, Tensor], *,
     problem = key_mismatches(expected, state)
     if problem:
         raise WeightsError(problem + on_error)
-    state = {k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype) for k, v in state.items()}
+    state, cast_notes = fit_tensors(expected, state, allow_non_finite=allow_non_finite, source=source)
+    if notes is not None:
+        notes.extend(cast_notes)
     module.load_state_dict(state, strict=True, assign=True)
     if any(t.is_meta for t in chain(module.parameters(), module.buffers())):
         module = build()

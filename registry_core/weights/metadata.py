@@ -13,6 +13,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import WeightsError
 from ..model.compose import ComposedModel
+from .validate import check_create_options, parse_json
 
 
 def model_metadata(model: ComposedModel) -> dict[str, str]:
@@ -59,12 +60,10 @@ def _from_json(value: Any) -> Any:
 
 def recorded_options(header: Mapping[str, str], path) -> dict[str, Any]:
     """The create options a header records (``create_kwargs``), as the builders take them."""
-    try:
-        recorded = _from_json(json.loads(header.get("create_kwargs", "{}")))
-    except ValueError:
-        recorded = None
+    recorded = _from_json(parse_json(header.get("create_kwargs", "{}"), "create_kwargs", path))
     if not isinstance(recorded, dict):
         raise WeightsError(f"{path}: its create_kwargs metadata is not a JSON object")
+    check_create_options(recorded, f"{path} records")
     return recorded
 
 
@@ -92,8 +91,8 @@ def class_names(header: Mapping[str, str], path) -> list[str] | None:
         return None
     value, count = header["classes"], header_int(header, "num_classes", path)
     try:
-        names = json.loads(value)
-    except ValueError:
+        names = parse_json(value, "classes", path)
+    except WeightsError:
         names = None
     if isinstance(names, list) and all(isinstance(n, str) for n in names):
         if count is not None and len(names) != count:

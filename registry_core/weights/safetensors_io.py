@@ -1,7 +1,8 @@
 """Reading and writing safetensors files: the one place the format is touched.
 
-Reads are memory-mapped (no copy) and every failure (missing, empty, truncated, not
-safetensors) is a ``WeightsError`` naming the file; writes are atomic.
+Reads are memory-mapped (no copy), after ``validate.check_file_header`` has bounded the
+header; every failure (missing, empty, truncated, not safetensors, hostile header) is a
+``WeightsError`` naming the file; writes are atomic.
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..errors import WeightsError
+from ..errors import WeightsError, WriteError
 from ..files import atomic_write_path
+from .validate import check_file_header
 
 
 def write_safetensors(tensors: Mapping[str, Tensor], path: str | os.PathLike, metadata: Mapping[str, str]) -> None:
     """The one place safetensors files are written: temporary file, fsync, rename."""
-    atomic_write_path(path, lambda tmp: save_file(dict(tensors), tmp, metadata=dict(metadata)))
+    def write(tmp: str) -> None:
+        try:
+            save_file(dict(tensors), tmp, metadata=dict(metadata))
+        except SafetensorError as exc:  # a full disk arrives as the library's error, not an OSError
+            raise WriteError(f"cannot write {path}: {exc}") from None
+
+    atomic_write_path(path, write)
 
 
 @contextlib.contextmanager
@@ -30,8 +38,9 @@ def open_safetensors(path: str | os.PathLike) -> Iterator[Any]:
     """``safe_open`` whose every failure is a ``WeightsError`` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file")
+        raise WeightsError(f"{path}: {'a folder, not a weights file' if path.is_dir() else 'no such weights file'}")
     try:
+        check_file_header(path)  # ours first: bounded, and declared sizes checked
         handle = safe_open(str(path), framework="pt")
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None

@@ -16,7 +16,6 @@ from registry_inception.stems import GoogLeNetStem, InceptionV3Stem
 
 import registry_core
 from registry_core import AuxLogits, ConformanceError, classification_loss, count_flops, create, model_info, model_spec, testing
-from registry_core.model.compose import meta_device
 
 torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
@@ -251,9 +250,7 @@ def test_parameter_counts_with_and_without_aux_heads_match_both_libraries():
 def test_a_torchvision_file_with_other_input_channels_is_our_error(tmp_path, name):
     """torchvision's weights come with transform_input=True, which only RGB input can use."""
     checkpoint, out = tmp_path / "theirs.pth", tmp_path / "ours.safetensors"
-    with meta_device():
-        ours = create(name, **CONVERTER[f"torchvision/{name}"].create_kwargs)
-    ours.to_empty(device="cpu")
+    ours = create(name, **CONVERTER[f"torchvision/{name}"].create_kwargs)  # initialised: a file of finite numbers
     torch.save(CONVERTER[f"torchvision/{name}"].from_ours(ours.state_dict()), checkpoint)
     registry_core.convert_from("torchvision", name, checkpoint, out, verify=False)
     with pytest.raises(registry_core.InvalidOverrideError, match="in_chans=3, got 1; pass transform_input=False"):
