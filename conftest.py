@@ -1,6 +1,8 @@
 """Fixtures of every test, the core's and each family's: each writes only under its own
 tmp_path (the weights store lives there too), and no plugin selection or tracing leaks in."""
 
+import sys
+
 import pytest
 
 
@@ -27,3 +29,28 @@ def fresh_host(monkeypatch):
 
     add.host = host
     return add
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder on ``sys.path`` to lay temporary distributions into; their modules
+    (named ``rc_test_*``) are forgotten afterwards."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    for name in [m for m in sys.modules if m.startswith("rc_test_")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def rediscover(monkeypatch):
+    """Forget the loaded plugins and find them again through their entry points, each
+    time it is called; the real default host comes back after the test."""
+    from registry_core.plugins import host
+
+    def again():
+        monkeypatch.setattr(host, "_default", None)
+        return host.default_host()
+
+    return again

@@ -53,28 +53,6 @@ RESNETS = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnex
            "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2", "resnet18_cifar", "resnet34_cifar"}
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    yield site
-    for name in [m for m in sys.modules if m.startswith("rc_test_")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def rediscover(monkeypatch):
-    """Forget the loaded plugins and find them again, each time it is called."""
-    from registry_core.plugins import host
-
-    def again():
-        monkeypatch.setattr(host, "_default", None)
-        return host.default_host()
-
-    return again
-
-
 def clash_outcome(site, rediscover, dist):
     """What a user sees with the intruding distribution ``dist`` installed, with its
     name written as INTRUDER so outcomes for different names compare equal."""

@@ -1,7 +1,6 @@
 """The registry and plugin loading: provenance, duplicates, overrides, broken plugins,
 and discovery of a real (temporary) distribution through its entry point."""
 
-import sys
 
 import pytest
 import torch
@@ -188,24 +187,6 @@ GOOD_PLUGIN = """
     def register_blocks(register):
         register("halving_block", HalvingBlock)
 """
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    yield site
-    for name in [m for m in sys.modules if m.startswith("rc_test_")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def rediscover(monkeypatch):
-    from registry_core.plugins import host as plugins
-
-    monkeypatch.setattr(plugins, "_default", None)
-    return plugins.default_host
 
 
 def test_entry_point_plugin_is_discovered_and_its_block_usable(site, rediscover):
