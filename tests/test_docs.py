@@ -24,6 +24,7 @@ CONSOLE = {"training.md"}  # pages whose console commands run too
 NOT_RUN = {  # a command holding one of these needs something a test machine lacks
     "--dataset cifar10": "the CIFAR-10 files",
     "/data/imagenet": "ImageNet",
+    "data/flowers": "a folder of flower photos and ImageNet weights in the store",
 }
 BLOCK = re.compile(r"^```(python|console)\n(.*?)^```", re.S | re.M)
 

@@ -75,8 +75,8 @@ def test_bad_options_are_training_errors():
         TrainConfig(model="lenet5", optimizer="adam")
     with pytest.raises(TrainingError, match="fewer than one step"):
         Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, batch_size=512))
-    with pytest.raises(TrainingError, match="below 'lenet5'.s minimum of 32"):
-        Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, image_size=28))
+    with pytest.raises(TrainingError, match="below 'lenet5'.s minimum of 16"):
+        Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, image_size=12))
 
 
 def test_state_round_trip_keeps_optimizer_tensors_and_groups(tmp_path):
@@ -141,7 +141,7 @@ def _env():
 # Registers "gated_digits": digits whose training split, in the killed run only, blocks
 # for ever after a number of images, so the kill always lands after the same checkpoint.
 GATED = """
-import sys, time
+import json, os, sys, time
 from registry_core import DatasetFactory, fit, hookimpl
 from registry_core.training.data import load_dataset
 from registry_core.plugins import default_host
@@ -161,7 +161,8 @@ class GatedDigits(DatasetFactory):
     def __init__(self, after):
         self.after = after
     def load(self, root, **options):
-        data = load_dataset("digits", root, **options)
+        case = json.loads(os.environ.get("GATED_CASE", "{}"))
+        data = load_dataset(case.get("source", "digits"), root, **case.get("source_options", {}))
         return Gate(data.train, self.after) if self.after else data.train, data.val, data.classes
 
 class Plugin:
@@ -170,7 +171,9 @@ class Plugin:
         register("gated_digits", GatedDigits(int(sys.argv[1])))
 
 default_host().add_plugin(Plugin(), "gate")
-config = dict(model="lenet5", dataset="gated_digits", epochs=2, batch_size=64, checkpoint_every=5, log_every=1000)
+config = dict(model="lenet5", dataset="gated_digits", epochs=2, batch_size=64, checkpoint_every=5, log_every=1000,
+              workers=0)  # the gate counts the images this process loads
+config.update(json.loads(os.environ.get("GATED_CASE", "{}")).get("config", {}))
 if sys.argv[2] == "run":
     fit(**config, out=sys.argv[3])
 else:
@@ -179,11 +182,21 @@ else:
 """
 
 
-def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+AUGMENTED = {  # BatchNorm, pad-and-crop + flip, Mixup and EMA: every random part the trainer has
+    "source": "fake", "source_options": {"train_size": 256, "val_size": 16, "channels": 3},
+    "config": {"model": "resnet18_cifar", "batch_size": 16, "max_steps": 8, "augment": "crop-flip", "mixup": 0.4,
+               "ema": 0.9},
+}
+
+
+@pytest.mark.parametrize("case", [{}, AUGMENTED], ids=["plain", "augmented"])
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, case):
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     script = [sys.executable, "-c", GATED]
-    after = 1 + 7 * 64  # the channel check reads one image; then 7 steps' worth: checkpoint at step 5
-    proc = subprocess.Popen([*script, str(after), "run", str(killed)], env=_env(), stdout=subprocess.DEVNULL)
+    env = {**_env(), "GATED_CASE": json.dumps(case)}
+    batch = case.get("config", {}).get("batch_size", 64)
+    after = 1 + 7 * batch  # the channel check reads one image; then 7 steps' worth: checkpoint at step 5
+    proc = subprocess.Popen([*script, str(after), "run", str(killed)], env=env, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while not (killed / STATE_FILE).exists():
@@ -192,13 +205,14 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    assert load_state(killed / STATE_FILE)[2]["step"] == 5  # killed mid-epoch, 5 of 44 steps done
-    subprocess.run([*script, "0", "resume", str(killed), str(reference)], env=_env(), check=True, stdout=subprocess.DEVNULL)
-    resumed, plain = load_file(killed / "last.safetensors"), load_file(reference / "last.safetensors")
-    assert resumed.keys() == plain.keys() and all(torch.equal(resumed[k], plain[k]) for k in plain)
+    assert load_state(killed / STATE_FILE)[2]["step"] == 5  # killed mid-epoch, 5 steps done
+    subprocess.run([*script, "0", "resume", str(killed), str(reference)], env=env, check=True, stdout=subprocess.DEVNULL)
+    for name in ("last.safetensors", "ema.safetensors") if case else ("last.safetensors",):
+        resumed, plain = load_file(killed / name), load_file(reference / name)
+        assert resumed.keys() == plain.keys() and all(torch.equal(resumed[k], plain[k]) for k in plain)
     lines = [(killed / "metrics.jsonl").read_text(), (reference / "metrics.jsonl").read_text()]
     strip = [[{k: v for k, v in json.loads(line).items() if k != "images_per_s"} for line in text.splitlines()] for text in lines]
-    assert strip[0] == strip[1] and len(strip[0]) == 2
+    assert strip[0] == strip[1] and len(strip[0]) == (1 if case else 2)
 
 
 def test_torchrun_two_processes_match_one_with_the_same_global_batch(tmp_path):
@@ -234,7 +248,7 @@ def test_cli_trains_and_evaluates(tmp_path, capsys):
     (["--dataset", "nope"], "unknown dataset 'nope'"),
     (["--dataset", "mnist"], "needs --data-root"),
     (["--dataset", "cifar10", "--data-root", "{tmp}/missing"], "does not exist"),
-    (["--dataset", "digits", "--image-size", "16"], "below 'lenet5'"),
+    (["--dataset", "digits", "--image-size", "8"], "below 'lenet5'"),
     (["--dataset", "digits", "--out", "{tmp}/file/run"], "cannot write to output folder"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
@@ -346,3 +360,110 @@ def test_eval_scores_every_image_of_a_folder(tmp_path, capsys):
 
 def test_the_cli_offers_the_splits_eval_knows():
     assert SPLITS == tuple(evaluation.SPLITS)
+
+
+# -- augmentation, fine-tuning, EMA ---------------------------------------------------------
+from registry_core.training import transforms as tf  # noqa: E402
+
+
+@pytest.mark.parametrize("policy", tf.POLICIES)
+@pytest.mark.parametrize("size", [32, 96])
+def test_each_policy_gives_the_models_size_and_is_seeded_per_image_and_epoch(policy, size):
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    data = TensorDataset(image.expand(4, -1, -1, -1), torch.zeros(4, dtype=torch.long))
+    augmented = tf.Augmented(data, tf.train_transform(policy, size, 0.875), seed=7)
+    state = torch.get_rng_state()
+    first = [augmented[i][0] for i in range(4)]
+    assert torch.equal(torch.get_rng_state(), state)  # the training process's own stream is untouched
+    assert all(x.shape == (3, size, size) and x.dtype == torch.uint8 for x in first)
+    assert all(torch.equal(a, b) for a, b in zip(first, [augmented[i][0] for i in range(4)]))  # same seed, same images
+    augmented.set_epoch(1)
+    later = [augmented[i][0] for i in range(4)]
+    if policy == "none":
+        assert all(torch.equal(x, tf.eval_transform(size, 0.875)(image)) for x in first + later)
+    else:  # a new draw for each image and each epoch
+        assert len({x.sum().item() for x in first}) > 1 and any(not torch.equal(a, b) for a, b in zip(first, later))
+
+
+def test_validation_resizes_the_shorter_side_by_crop_pct_and_centre_crops():
+    image = torch.arange(3 * 300 * 400, dtype=torch.float32).reshape(3, 300, 400) / (3 * 300 * 400)
+    assert tf.eval_transform(224, 0.875)(image).shape == (3, 224, 224)
+    square = torch.rand(1, 32, 32)
+    assert torch.equal(tf.eval_transform(32, 1.0)(square), square)
+    assert tf.default_policy(32) == "crop-flip" and tf.default_policy(224) == "imagenet"
+
+
+def test_the_default_policy_is_the_datasets_else_by_size():
+    assert Trainer(TrainConfig(model="lenet5", dataset="digits")).augment == "none"  # a flip changes a digit
+    assert Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY)).augment == "crop-flip"
+    with pytest.raises(TrainingError, match="augment must be one of"):
+        TrainConfig(model="lenet5", augment="flip")
+
+
+def _shapes(folder, classes, per_class, seed=0):
+    """A generated folder: each class is a stripe orientation (JPEG and PNG, two sizes),
+    so features learned on some classes help with others."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:40, 0:40]
+    for c, name in enumerate(classes):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            angle = np.pi * c / len(classes) + rng.normal(0, 0.05)
+            wave = np.sin((xs * np.cos(angle) + ys * np.sin(angle)) / 2.0 + rng.uniform(0, 6))
+            colour = rng.uniform(0.3, 1.0, 3)
+            pixels = (127 + 100 * wave[..., None] * colour + rng.normal(0, 20, (40, 40, 3))).clip(0, 255)
+            picture = Image.fromarray(pixels.astype(np.uint8))
+            picture.resize((48, 36)).save(folder / name / f"{i}.jpg") if i % 2 else picture.save(folder / name / f"{i}.png")
+    return str(folder)
+
+
+def test_fine_tuning_from_a_saved_file_beats_training_from_scratch(tmp_path):
+    source = _shapes(tmp_path / "source", list("abcdefgh"), 30)
+    common = dict(model="lenet5", dataset="folder", batch_size=16, augment="none", workers=0, log_every=1000,
+                  optimizer="adamw", lr=3e-3, warmup_epochs=0, seed=1)
+    fit(**common, data_root=source, epochs=5, out=str(tmp_path / "pretrain"))
+    target = _shapes(tmp_path / "target", list("wxyz"), 24, seed=1)  # every other orientation, new names
+    weights = str(tmp_path / "pretrain" / "best.safetensors")
+    tuned = fit(**common, data_root=target, epochs=1, weights=weights, data_options={"val_fraction": 0.25})
+    scratch = fit(**common, data_root=target, epochs=1, data_options={"val_fraction": 0.25})
+    assert tuned.model.num_classes == 4
+    assert tuned.best_top1 > scratch.best_top1
+
+
+def test_freezing_leaves_frozen_parameters_bit_identical_and_the_head_learns(tmp_path):
+    config = dict(model="resnet18_cifar", dataset="fake", batch_size=8, max_steps=2, log_every=1000,
+                  data_options={"train_size": 16, "val_size": 8, "num_classes": 3})
+    trainer = Trainer(TrainConfig(**config, freeze="stem,stages.0", head_lr_mult=10.0))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    frozen = [k for k in before if k.startswith(("stem.", "stages.0."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)  # BatchNorm statistics too
+    assert not torch.equal(before["head.fc.weight"], after["head.fc.weight"])
+    assert {g["lr_mult"] for g in trainer.optimizer.param_groups} == {1.0, 10.0}
+    backbone = Trainer(TrainConfig(**config, freeze="backbone"))
+    assert all(p.requires_grad == k.startswith("head.") for k, p in backbone.model.named_parameters())
+    with pytest.raises(TrainingError, match="no part 'stages.9'"):
+        Trainer(TrainConfig(**config, freeze="stages.9"))
+
+
+def test_ema_weights_are_validated_and_saved_beside_the_raw_ones(tmp_path):
+    out = tmp_path / "run"
+    trainer = fit(model="lenet5", dataset="fake", data_options=TINY, epochs=1, batch_size=32, ema=0.9, mixup=0.2,
+                  cutmix=1.0, log_every=1000, out=str(out))
+    assert {"val_ema_top1", "val_ema_loss"} <= set(trainer.history[-1])
+    raw, ema = load_file(out / "last.safetensors"), load_file(out / "ema.safetensors")
+    assert raw.keys() == ema.keys() and any(not torch.equal(raw[k], ema[k]) for k in raw)
+    assert (out / "best_ema.safetensors").exists()
+    assert registry_core.load(out / "ema.safetensors").num_classes == 10
+
+
+def test_fp16_needs_a_gpu_and_trains_with_a_scaler_on_one():
+    config = dict(model="lenet5", dataset="fake", data_options=TINY, batch_size=32, max_steps=2, log_every=1000,
+                  amp="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingError, match="fp16 needs a GPU"):
+            Trainer(TrainConfig(**config))
+        return
+    trainer = Trainer(TrainConfig(**config, channels_last=True)).fit()  # unverified here: no GPU on the CI machine
+    assert trainer.scaler.is_enabled() and math.isfinite(trainer.history[-1]["train_loss"])

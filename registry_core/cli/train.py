@@ -11,6 +11,7 @@ from ..errors import TrainingError
 
 KEEP = argparse.SUPPRESS  # options not given stay out of the namespace: the config's defaults apply
 SPLITS = ("val", "train", "all")  # the keys of training.evaluate.SPLITS, named here without importing torch
+AUGMENT = ("none", "crop-flip", "imagenet", "trivialaugment", "randaugment")  # training.transforms.POLICIES
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -31,7 +32,8 @@ def _data_arguments(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--data-opt", dest="data_options", action="append", type=_key_value, default=KEEP, metavar="KEY=VALUE",
                    help="a dataset option, e.g. val_fraction=0.2 (repeatable)")
     p.add_argument("--image-size", type=int, default=KEEP, help="resize images to this size (default: the model's input size)")
-    p.add_argument("--workers", type=int, default=KEEP, help="data loading processes (default 0: load in the training process)")
+    p.add_argument("--workers", type=int, default=KEEP,
+                   help="data loading processes (default: the cores available, or 0 for datasets held in memory)")
     p.add_argument("--device", default=KEEP, help="cpu, cuda, cuda:1 ... (default: the GPU if there is one)")
 
 
@@ -60,9 +62,22 @@ def add_commands(sub) -> None:
     g.add_argument("--label-smoothing", type=float, default=KEEP, help="default 0")
     g.add_argument("--clip-grad", type=float, default=KEEP, help="clip the gradient norm to this value")
     g.add_argument("--seed", type=int, default=KEEP, help="default 0; the same seed gives the same run")
+    g = p.add_argument_group("augmentation and regularisation")
+    g.add_argument("--augment", choices=AUGMENT, default=KEEP,
+                   help="training augmentation (default: the dataset's, else crop-flip up to 64 px and imagenet above)")
+    g.add_argument("--mixup", type=float, default=KEEP, metavar="ALPHA", help="Mixup with this Beta alpha (default off)")
+    g.add_argument("--cutmix", type=float, default=KEEP, metavar="ALPHA", help="CutMix with this Beta alpha (default off)")
+    g.add_argument("--ema", type=float, default=KEEP, metavar="DECAY",
+                   help="also keep, validate and save an average of the weights (e.g. 0.999)")
+    g = p.add_argument_group("fine-tuning")
+    g.add_argument("--weights", default=KEEP, metavar="FILE", help="start from this weights file, with a new head for the dataset")
+    g.add_argument("--pretrained", action="store_true", default=KEEP, help="start from the store's weights for the model")
+    g.add_argument("--freeze", default=KEEP, metavar="PARTS",
+                   help="parts left untrained: module paths (stem,stages.0) or backbone (all but the head)")
+    g.add_argument("--head-lr-mult", type=float, default=KEEP, help="the head's learning rate times this (default 1)")
     g = p.add_argument_group("speed and checkpoints")
     g.add_argument("--channels-last", action="store_true", default=KEEP, help="NHWC memory format")
-    g.add_argument("--amp", choices=("bf16",), default=KEEP, help="bfloat16 autocast")
+    g.add_argument("--amp", choices=("bf16", "fp16"), default=KEEP, help="bfloat16 autocast, or float16 with a gradient scaler (GPU)")
     g.add_argument("--compile", action="store_true", default=KEEP, help="torch.compile the model")
     g.add_argument("--checkpoint-every", type=int, default=KEEP, help="also checkpoint every N steps (default: each epoch)")
     g.add_argument("--log-every", type=int, default=KEEP, help="steps between log lines when not on a terminal (default 50)")

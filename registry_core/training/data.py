@@ -9,6 +9,7 @@ dataset yields tensors, and resizing and normalising are plain torch.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import DataError, UnknownComponentError
+from ..errors import DataError, TrainingError, UnknownComponentError
 from ..plugins.host import default_host
 
 
@@ -31,9 +32,16 @@ class DatasetFactory:
     ``range(len(classes))``. ``root`` is the folder the user named (``--data-root``),
     or ``None``. A dataset whose files are missing raises ``registry_core.DataError``
     saying where to put them; nothing downloads.
+
+    ``in_memory``: the images are tensors already (no decoding), so the trainer loads
+    them in its own process unless ``--workers`` says otherwise. ``augment``: the
+    policy this dataset trains with by default (``None``: chosen by image size); a
+    dataset whose labels a flip would change (digits, text) names one without flips.
     """
 
     description: str = ""
+    in_memory: bool = False
+    augment: str | None = None
 
     def load(self, root: str | None, **options: Any) -> tuple[Dataset, Dataset, list[str]]:
         raise NotImplementedError(f"{type(self).__name__} does not implement load()")
@@ -44,6 +52,8 @@ class LoadedDataset(NamedTuple):
     val: Dataset
     classes: list[str]
     channels: int
+    in_memory: bool = False
+    augment: str | None = None
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
@@ -69,7 +79,26 @@ def load_dataset(name: str, root: str | None = None, **options: Any) -> LoadedDa
     image, _ = train[0]
     if not (isinstance(image, Tensor) and image.ndim == 3):
         raise DataError(f"dataset {name!r}: images must be C x H x W tensors, got {type(image).__name__}")
-    return LoadedDataset(train, val, list(classes), image.shape[0])
+    return LoadedDataset(train, val, list(classes), image.shape[0], bool(factory.in_memory), factory.augment)
+
+
+def image_size_for(model: str, requested: int | None, meta) -> int:
+    """The size images are trained at: the model's input size, or ``requested`` if it is
+    not below the model's minimum."""
+    smallest = max(meta.min_input_size[1:])
+    if requested is None:
+        return max(meta.input_size[1:])
+    if requested < smallest:
+        raise TrainingError(f"image size {requested} is below {model!r}'s minimum of {smallest}")
+    return requested
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
 
 class Resized(Dataset):

@@ -66,8 +66,8 @@ class Distributed:
             yield
 
     def autocast(self, amp: str | None):
-        if amp == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if amp in ("bf16", "fp16"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
         return contextlib.nullcontext()
 
     def sum(self, values: list[float]) -> list[float]:

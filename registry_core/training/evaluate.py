@@ -17,8 +17,10 @@ from ..factory.create import load
 from ..model.compose import main_logits
 from ..weights.metadata import class_names
 from ..weights.safetensors_io import read_metadata
-from .data import LoadedDataset, Resized, ShardedBatches, load_dataset, make_loader, normalize
+from ..weights.validate import check_image_size
+from .data import LoadedDataset, ShardedBatches, load_dataset, make_loader, normalize
 from .distributed import Distributed
+from .transforms import Augmented, eval_transform
 
 
 def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int, inputs: Callable, dist: Distributed,
@@ -73,10 +75,11 @@ def evaluate(weights: str | Path, dataset: str, *, data_root: str | None = None,
         raise DataError(f"{weights} holds a model for {model.meta.input_size[0]}-channel images; "
                         f"{dataset!r} has {data.channels}-channel images")
     classes, labels = _match_classes(weights, header, model.num_classes, data.classes, dataset)
-    size = image_size or int(header.get("image_size", max(model.meta.input_size[1:])))
+    size = check_image_size(image_size if image_size is not None else int(header.get("image_size", max(model.meta.input_size[1:]))))
     dist = Distributed.single(device)
     model.to(dist.device)
-    images = Resized(SPLITS[split](data), size, model.meta.interpolation, labels)
+    transform = eval_transform(size, model.meta.crop_pct, model.meta.interpolation)  # as the trainer validates
+    images = Augmented(SPLITS[split](data), transform, labels=labels)
     loader = make_loader(images, ShardedBatches(len(images), batch_size), workers, dist.device)
     result = evaluate_loader(
         model, loader, len(classes), lambda batch: normalize(batch.to(dist.device), model.meta.mean, model.meta.std),

@@ -25,9 +25,12 @@ FORMAT = "registry-core-trainer-state"
 VERSION = "1"
 
 
-def save_state(path: Path, model_state: dict[str, Tensor], optimizer_state: dict[str, Any], info: dict[str, Any]) -> None:
-    """Write the state atomically; ``info`` must be JSON-serialisable."""
+def save_state(path: Path, model_state: dict[str, Tensor], optimizer_state: dict[str, Any], info: dict[str, Any],
+               ema_state: dict[str, Tensor] | None = None) -> None:
+    """Write the state atomically; ``info`` must be JSON-serialisable. ``ema_state``
+    (the weights' average) comes back from ``load_state`` as ``info["ema_state"]``."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()}
+    tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in (ema_state or {}).items()})
     per_param: dict[str, dict[str, Any]] = {}
     for index, values in optimizer_state["state"].items():
         plain = per_param.setdefault(str(index), {})
@@ -57,6 +60,8 @@ def load_state(path: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str,
         section, _, rest = key.partition(".")
         if section == "model":
             model_state[rest] = value
+        elif section == "ema":
+            info.setdefault("ema_state", {})[rest] = value
         else:
             index, _, name = rest.partition(".")
             state.setdefault(int(index), {})[name] = value

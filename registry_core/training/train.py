@@ -24,15 +24,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import TrainingError
-from ..factory.create import create
 from ..model.compose import classification_loss, main_logits
 from ..weights.metadata import classes_entry
 from ..weights.model_files import save
-from .data import Resized, ShardedBatches, load_dataset, make_loader, normalize
+from .data import ShardedBatches, available_cores, image_size_for, load_dataset, make_loader, normalize
 from .distributed import Distributed
 from .evaluate import evaluate_loader
+from .finetune import WeightsEma, freeze, frozen_modules, hold_frozen, model_for, parameter_groups
 from .progress import Progress
 from .state import STATE_FILE, load_state, save_state, write_curves, write_json, write_metrics
+from .transforms import POLICIES, Augmented, batch_mix, default_policy, eval_transform, train_transform
 
 OPTIMIZERS = {"sgd": (0.05, 5e-4), "adamw": (1e-3, 0.05)}  # default (lr, weight decay)
 SCHEDULES = ("cosine", "step", "none")
@@ -67,16 +68,25 @@ class TrainConfig:
     accum_steps: int = 1
     seed: int = 0
     image_size: int | None = None
+    augment: str | None = None
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    ema: float | None = None
+    weights: str | None = None
+    pretrained: bool = False
+    freeze: str | None = None
+    head_lr_mult: float = 1.0
     channels_last: bool = False
     amp: str | None = None
     compile: bool = False
-    workers: int = 0
+    workers: int | None = None
     checkpoint_every: int = 0
     log_every: int = 50
     device: str | None = None
 
     def __post_init__(self):
-        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": (None, "bf16")}
+        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": (None, "bf16", "fp16"),
+                   "augment": (None, *POLICIES)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TrainingError(f"{name} must be one of {', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
@@ -88,6 +98,10 @@ class TrainConfig:
             raise TrainingError(f"max_steps must be at least 1, got {self.max_steps}")
         if not 0 <= self.label_smoothing < 1:
             raise TrainingError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup < 0 or self.cutmix < 0 or self.head_lr_mult <= 0 or not 0 < (self.ema or 0.5) < 1:
+            raise TrainingError("mixup and cutmix must be at least 0, head_lr_mult above 0 and ema in (0, 1)")
+        if self.weights and self.pretrained:
+            raise TrainingError("give weights (a file) or pretrained (the store's file), not both")
 
     @property
     def base_lr(self) -> float:
@@ -98,24 +112,38 @@ class Trainer:
     """One run: the model, its data, optimiser and schedule, and the loop over them.
 
     Nothing is written until ``fit()``; with ``out=None`` nothing is written at all.
+    ``create_options`` (resuming) rebuilds the recorded architecture without reading
+    the ``weights`` file again: the state holds the weights.
     """
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, create_options: dict[str, Any] | None = None):
         self.config = config
         self.dist = Distributed.from_environment(config.device)
+        if config.amp == "fp16" and self.dist.device.type != "cuda":
+            raise TrainingError("amp fp16 needs a GPU (its gradient scaler is for CUDA); on a CPU use --amp bf16")
         data = load_dataset(config.dataset, config.data_root, **config.data_options)
         self.classes = data.classes
         torch.manual_seed(config.seed)
-        model = create(config.model, num_classes=len(data.classes), in_chans=data.channels, **config.model_options)
-        self.image_size = _image_size(config, model.meta)
+        model = model_for(config.model, data.classes, data.channels, weights=config.weights, pretrained=config.pretrained,
+                          options=config.model_options, recorded=create_options)
+        self.frozen = frozen_modules(model, config.freeze)
+        freeze(model, self.frozen)
+        self.image_size = image_size_for(config.model, config.image_size, model.meta)
         self.meta = model.meta
         self.model = model.to(self.dist.device, memory_format=_memory_format(config))  # type: ignore[call-overload]
         self.net: Any = self.dist.wrap(self.model)
         if config.compile:
             self.net = torch.compile(self.net)
         self.optimizer = _optimizer(config, self.model)
-        self.train_set = Resized(data.train, self.image_size, self.meta.interpolation)
-        self.val_set = Resized(data.val, self.image_size, self.meta.interpolation)
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=config.amp == "fp16")
+        self.ema = WeightsEma(self.model, config.ema) if config.ema else None
+        self.mix = batch_mix(config.mixup, config.cutmix, len(data.classes))
+        self.workers = config.workers if config.workers is not None else 0 if data.in_memory else available_cores()
+        size, crop, mode = self.image_size, self.meta.crop_pct, self.meta.interpolation
+        self.augment = config.augment or data.augment or default_policy(size)
+        self.train_set = Augmented(data.train, train_transform(self.augment, size, crop, mode),
+                                   seed=None if self.augment == "none" else config.seed)
+        self.val_set = Augmented(data.val, eval_transform(size, crop, mode))
         self.steps_per_epoch = len(self._batches(0)) // config.accum_steps
         if self.steps_per_epoch == 0:
             raise TrainingError(
@@ -129,7 +157,7 @@ class Trainer:
         self.criterion = partial(F.cross_entropy, label_smoothing=config.label_smoothing)
         self.step = 0
         self.history: list[dict[str, Any]] = []
-        self.best_top1 = -1.0
+        self.best_top1 = self.best_ema_top1 = -1.0
         self.epoch_sums = {"loss": 0.0, "correct": 0, "seen": 0}
 
     # -- the schedule and one optimiser step ------------------------------------------
@@ -154,24 +182,34 @@ class Trainer:
         self.net.train()
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        hold_frozen(self.model, self.frozen)
         loss_sum = torch.zeros((), device=self.dist.device)
         correct = torch.zeros((), device=self.dist.device, dtype=torch.long)
         seen = 0
         for i, (images, targets) in enumerate(batches):
             x, y = self._inputs(images), targets.to(self.dist.device, non_blocking=True)
+            if self.mix is not None:  # soft targets; accuracy counts each image's larger share
+                x, target = self.mix(x, y)
+                y = target.argmax(1)
+            else:
+                target = y
             with self.dist.no_sync(i < len(batches) - 1):
                 with self.dist.autocast(self.config.amp):
                     output = self.net(x)
-                    loss = classification_loss(output, y, self.criterion)
-                (loss / len(batches)).backward()
+                    loss = classification_loss(output, target, self.criterion)
+                self.scaler.scale(loss / len(batches)).backward()
             loss_sum += loss.detach().float() * len(y)
             correct += (main_logits(output).detach().argmax(1) == y).sum()
             seen += len(y)
         if self.config.clip_grad:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.step += 1
         return loss_sum, correct, seen
 
@@ -182,7 +220,8 @@ class Trainer:
                               shuffle=True, seed=c.seed, epoch=epoch, skip=skip)
 
     def _loader(self, dataset, batches: ShardedBatches) -> DataLoader:
-        return make_loader(dataset, batches, self.config.workers, self.dist.device, self.config.seed + batches.epoch)
+        dataset.set_epoch(batches.epoch)  # before the workers take their copy
+        return make_loader(dataset, batches, self.workers, self.dist.device, self.config.seed + batches.epoch)
 
     def _reseed(self) -> None:
         """The random stream (dropout, stochastic depth) restarts from ``(seed, rank, step)``
@@ -244,22 +283,27 @@ class Trainer:
             "val_top5": val["top5"],
             "images_per_s": rate,
         }
+        ema = self.validate(self.ema.module) if self.ema is not None else {"top1": -1.0}
+        if self.ema is not None:
+            record.update(val_ema_loss=ema["loss"], val_ema_top1=ema["top1"], val_ema_top5=ema["top5"])
+        new_best_ema, self.best_ema_top1 = ema["top1"] > self.best_ema_top1, max(self.best_ema_top1, ema["top1"])
         self.history.append(record)
         self.epoch_sums = {"loss": 0.0, "correct": 0, "seen": 0}
         new_best = record["val_top1"] > self.best_top1
         self.best_top1 = max(self.best_top1, record["val_top1"])
         progress.summary(record, self.total_steps)
         if out:
-            self._save(out, new_best)
+            self._save(out, new_best, new_best_ema)
             if self.dist.is_main:
                 write_metrics(out / "metrics.jsonl", self.history)
                 write_curves(out / "curves.png", self.history)
 
-    def validate(self) -> dict[str, Any]:
-        """Top-1/top-5 and loss on the validation split (all processes together)."""
+    def validate(self, model: torch.nn.Module | None = None) -> dict[str, Any]:
+        """Top-1/top-5 and loss on the validation split (all processes together), of the
+        trained model or of ``model`` (the weights' average)."""
         batches = ShardedBatches(len(self.val_set), self.config.batch_size, rank=self.dist.rank, world=self.dist.world)
         return evaluate_loader(
-            self.model, self._loader(self.val_set, batches), len(self.classes), self._inputs, self.dist,
+            model or self.model, self._loader(self.val_set, batches), len(self.classes), self._inputs, self.dist,
             lambda: self.dist.autocast(self.config.amp),
         )
 
@@ -276,9 +320,10 @@ class Trainer:
                 raise TrainingError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
         return out
 
-    def _save(self, out: Path, new_best: bool) -> None:
-        """The weights (``last``, and ``best`` when validation improved) and the trainer
-        state. Called on every process; only rank 0 writes."""
+    def _save(self, out: Path, new_best: bool, new_best_ema: bool = False) -> None:
+        """The weights (``last``, and ``best`` when validation improved; with EMA also
+        ``ema`` and ``best_ema``) and the trainer state. Called on every process; only
+        rank 0 writes."""
         sums = self._global_sums()
         if not self.dist.is_main:
             return
@@ -288,9 +333,16 @@ class Trainer:
         save(self.model, out / "last.safetensors", metadata=metadata)
         if new_best:
             save(self.model, out / "best.safetensors", metadata={**metadata, "val_top1": f"{self.best_top1:.4f}"})
+        if self.ema is not None:
+            save(self.ema.module, out / "ema.safetensors", metadata=metadata)
+            if new_best_ema:
+                save(self.ema.module, out / "best_ema.safetensors",
+                     metadata={**metadata, "val_top1": f"{self.best_ema_top1:.4f}"})
         info = {"step": self.step, "config": dataclasses.asdict(self.config), "history": self.history,
-                "best_top1": self.best_top1, "epoch_sums": sums, "classes": self.classes}
-        save_state(out / STATE_FILE, self.model.state_dict(), self.optimizer.state_dict(), info)
+                "best_top1": self.best_top1, "best_ema_top1": self.best_ema_top1, "epoch_sums": sums,
+                "classes": self.classes, "create_options": self.model.create_kwargs, "scaler": self.scaler.state_dict()}
+        save_state(out / STATE_FILE, self.model.state_dict(), self.optimizer.state_dict(), info,
+                   ema_state=self.ema.module.state_dict() if self.ema is not None else None)
 
     def restore(self, model_state, optimizer_state, info) -> None:
         if info.get("classes", self.classes) != self.classes:
@@ -299,6 +351,10 @@ class Trainer:
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optimizer_state)
         self.step, self.history, self.best_top1 = info["step"], info["history"], info["best_top1"]
+        self.best_ema_top1 = info.get("best_ema_top1", -1.0)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(info["ema_state"])
+        self.scaler.load_state_dict(info.get("scaler") or self.scaler.state_dict())
         if self.dist.is_main:  # the saved sums are already over all processes
             self.epoch_sums = info["epoch_sums"]
 
@@ -320,7 +376,7 @@ def fit(config: TrainConfig | None = None, *, resume: str | None = None, **optio
     if config is not None or changed:
         raise TrainingError(f"cannot change {', '.join(sorted(changed)) or 'the configuration'} when resuming; "
                             f"only {', '.join(sorted(RESUMABLE))} may change")
-    trainer = Trainer(TrainConfig(**{**saved, **options, "out": str(resume)}))
+    trainer = Trainer(TrainConfig(**{**saved, **options, "out": str(resume)}), info.get("create_options"))
     trainer.restore(model_state, optimizer_state, info)
     return trainer.fit()
 
@@ -332,27 +388,13 @@ def refuse_existing_run(out: str | None, how_to_resume: str) -> None:
         raise TrainingError(f"{out} already holds a run; continue it with {how_to_resume} or choose another folder")
 
 
-def _image_size(config: TrainConfig, meta) -> int:
-    smallest = max(meta.min_input_size[1:])
-    if config.image_size is None:
-        return max(meta.input_size[1:])
-    if config.image_size < smallest:
-        raise TrainingError(f"image size {config.image_size} is below {config.model!r}'s minimum of {smallest}")
-    return config.image_size
-
-
 def _memory_format(config: TrainConfig) -> torch.memory_format:
     return torch.channels_last if config.channels_last else torch.contiguous_format
 
 
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Weight decay on weights only: biases and normalisation scales (1-d) are left alone."""
     decay = OPTIMIZERS[config.optimizer][1] if config.weight_decay is None else config.weight_decay
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
+    groups = parameter_groups(model, decay, config.head_lr_mult)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.base_lr, momentum=config.momentum, nesterov=False)
     return torch.optim.AdamW(groups, lr=config.base_lr)

@@ -6,6 +6,7 @@ scikit-learn and torchvision are imported inside ``load`` so that loading the pl
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ def _root(name: str, root: str | None, layout: str) -> Path:
 
 class Digits(DatasetFactory):
     description = "scikit-learn's 1,797 handwritten digits (8x8 grey), shipped with the package"
+    in_memory, augment = True, "none"  # a flipped digit is another digit, or none
 
     def load(self, root=None, *, val_fraction: float = 0.2, seed: int = 0):
         from sklearn.datasets import load_digits
@@ -44,20 +46,47 @@ class Digits(DatasetFactory):
         return train, val, [str(d) for d in range(10)]
 
 
+class ImageFiles(Dataset):
+    """An ImageFolder tree read lazily: each item is decoded by ``torchvision.io``
+    (libjpeg-turbo, libpng) straight to a ``uint8`` RGB tensor, in whichever DataLoader
+    worker asks for it; no PIL image is made."""
+
+    def __init__(self, folder: Path):
+        from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+        self.classes, class_to_idx = find_classes(str(folder))
+        self.samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from torchvision.io import ImageReadMode, decode_image
+
+        path, label = self.samples[index]
+        try:
+            with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; its decoders still work
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return decode_image(path, mode=ImageReadMode.RGB), label
+        except RuntimeError:  # a format torchvision.io does not decode (e.g. some TIFFs): PIL's way
+            from PIL import Image
+            from torchvision.transforms.functional import pil_to_tensor
+
+            with Image.open(path) as image:
+                return pil_to_tensor(image.convert("RGB")), label
+
+
 class Folder(DatasetFactory):
     description = "an ImageFolder tree: ROOT/train/<class>/*, ROOT/val/<class>/*, or ROOT/<class>/* split by val_fraction"
 
     LAYOUT = "train/<class>/<images> and val/<class>/<images>, or <class>/<images> to split"
 
     def load(self, root=None, *, val_fraction: float = 0.1, seed: int = 0):
-        from torchvision.datasets import ImageFolder
-        from torchvision.transforms.functional import pil_to_tensor
-
         path = _root("folder", root, self.LAYOUT)
 
-        def tree(folder: Path) -> ImageFolder:
+        def tree(folder: Path) -> ImageFiles:
             try:
-                return ImageFolder(str(folder), transform=pil_to_tensor)
+                return ImageFiles(folder)
             except FileNotFoundError as exc:
                 raise DataError(f"dataset 'folder': {exc}; expected {self.LAYOUT}") from None
 
@@ -72,6 +101,7 @@ class Folder(DatasetFactory):
 
 class MNIST(DatasetFactory):
     description = "MNIST from a local folder: ROOT/MNIST/raw/ with the four idx files"
+    in_memory, augment = True, "none"
 
     def load(self, root=None):
         from torchvision.datasets import MNIST as Source
@@ -88,6 +118,7 @@ class MNIST(DatasetFactory):
 
 class CIFAR10(DatasetFactory):
     description = "CIFAR-10 from a local folder: ROOT/cifar-10-batches-py/ (the extracted python archive)"
+    in_memory = True
 
     def load(self, root=None):
         from torchvision.datasets import CIFAR10 as Source
@@ -105,6 +136,7 @@ class CIFAR10(DatasetFactory):
 
 class Fake(DatasetFactory):
     description = "generated images (a fixed pattern per class plus noise) for smoke tests and benchmarks"
+    in_memory = True
 
     def load(self, root=None, *, train_size: int = 512, val_size: int = 128, num_classes: int = 10,
              channels: int = 3, image_size: int = 32, seed: int = 0):
