@@ -83,3 +83,12 @@ def torchvision_counts() -> dict[str, int]:
 
     shared = set(list_models()) & set(registry_core.list_models())
     return {name: get_model_weights(name).DEFAULT.meta["num_params"] for name in shared}
+
+
+@pytest.mark.parametrize("name", registry_core.list_models())
+def test_feature_info_answers_timms_calls_and_keeps_its_dicts(name):
+    with meta_device():
+        info = registry_core.create(name, features_only=True).feature_info
+    assert info.channels() == [f["channels"] for f in info] and info.reduction() == [f["reduction"] for f in info]
+    assert info.module_name() == [f["module"] for f in info] and info.channels(-1) == info[-1]["channels"]
+    assert info.get_dicts() == list(info)

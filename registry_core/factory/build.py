@@ -19,7 +19,7 @@ from ..model.spec import Component, ModelSpec
 from ..plugins.host import PluginHost, default_host
 from ..weights.validate import check_create_options, check_name
 
-COMPOSE_OPTIONS = ("num_classes", "in_chans", "features_only")
+COMPOSE_OPTIONS = ("num_classes", "in_chans", "features_only", "out_indices", "global_pool")
 SWAPS = ("block", "stem", "head")
 
 
@@ -76,7 +76,8 @@ def _check_like_default(name: str, option: str, value: Any, default: Any) -> Non
 def build_model(name: str, **options: Any) -> ComposedModel:
     """The registered model ``name`` with freshly initialised weights (under
     ``model.meta_device()``, with none). ``options`` are ``create``'s, weights aside:
-    ``num_classes``, ``in_chans``, ``features_only``, ``block``/``stem``/``head`` swaps,
+    ``num_classes``, ``in_chans``, ``features_only`` (with timm's ``out_indices``),
+    timm's ``global_pool``, ``block``/``stem``/``head`` swaps,
     and the model's own options."""
     check_name(name, "the model asked for")
     check_create_options(options)
@@ -92,6 +93,8 @@ def build_model(name: str, **options: Any) -> ComposedModel:
         num_classes=given.get("num_classes"),
         in_chans=given.get("in_chans"),
         features_only="features_only" in given,
+        out_indices=given.get("out_indices"),
+        global_pool=given.get("global_pool"),
         swapped=frozenset(swaps),
     )
     model.model_name = name

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import InputSizeError, InvalidOverrideError, RegistryCoreError, SpecError
+from .features import FeatureInfo, check_global_pool, take_indices
+from .first_conv import find_first_conv
 from .init import initialise
 from .interfaces import Block, Head, Stem
 from .spec import ModelMeta, ModelSpec
@@ -57,6 +59,10 @@ def main_logits(output: Tensor | AuxLogits) -> Tensor:
 class ComposedModel(nn.Module):
     """Every registered model is one of these; see ``docs/interfaces.md``."""
 
+    # timm-style read-only views; TorchScript need not compile them
+    __jit_unused_properties__ = ["features_only", "num_classes", "num_features", "head_hidden_size", "pretrained_cfg",
+                                 "default_cfg"]
+
     def __init__(
         self,
         stem: Stem,
@@ -66,6 +72,7 @@ class ComposedModel(nn.Module):
         feature_info: list[dict[str, Any]],
         aux_heads: Sequence[tuple[int, Head, float]] = (),
         neck: Block | None = None,
+        out_indices: int | Sequence[int] | None = None,
     ):
         super().__init__()
         self.stem = stem
@@ -77,7 +84,9 @@ class ComposedModel(nn.Module):
         self.aux_taps = tuple(i for i, _, _ in aux_heads)
         self.aux_loss_weights = tuple(w for _, _, w in aux_heads)
         self.meta = meta
-        self.feature_info = feature_info
+        self.stage_info = FeatureInfo(feature_info)  # every stage, whatever out_indices selects
+        self.out_indices: list[int] = take_indices(len(stages), out_indices, "out_indices")
+        self.feature_info = FeatureInfo(self.stage_info[i] for i in self.out_indices) if head is None else self.stage_info
         self.model_name = ""
         self.create_kwargs: dict[str, Any] = {}
         self.provenance: Any = None  # the registry entry's provenance, stamped when built by name
@@ -92,11 +101,40 @@ class ComposedModel(nn.Module):
 
     @property
     def num_features(self) -> int:
-        return self.feature_info[-1]["channels"]
+        """Channels of ``forward_features``'s map (timm's ``num_features``)."""
+        return self.stage_info[-1]["channels"]
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of the pre-logit features, what ``forward_head(x, pre_logits=True)`` gives."""
+        return getattr(self.head, "pre_logits_features", self.num_features)
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """timm's ``pretrained_cfg``: what preprocessing and fine-tuning code reads."""
+        meta = self.meta
+        return {
+            "architecture": self.model_name,
+            "input_size": meta.input_size,
+            "min_input_size": meta.min_input_size,
+            "mean": meta.mean,
+            "std": meta.std,
+            "interpolation": meta.interpolation,
+            "crop_pct": meta.crop_pct,
+            "num_classes": meta.num_classes,
+            "first_conv": find_first_conv(self)[0],
+            "classifier": "" if self.head is None else f"head.{self.head.classifier_name}",
+        }
+
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """timm's older name for ``pretrained_cfg``."""
+        return self.pretrained_cfg
 
     def _neck(self, x: Tensor) -> Tensor:
-        neck = getattr(self, "neck", None)
-        return x if neck is None else neck(x)
+        if hasattr(self, "neck"):
+            return self.neck(x)
+        return x
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self._neck(self.stages(self.stem(x)))
@@ -106,26 +144,63 @@ class ComposedModel(nn.Module):
             raise SpecError("this model was built with features_only=True and has no head")
         return self.head(x, pre_logits=pre_logits)
 
-    def forward_intermediates(self, x: Tensor) -> list[Tensor]:
-        """Each stage's output, in order, the last one through the neck (what
-        ``features_only=True`` returns)."""
-        outputs = []
+    def _run_stages(self, x: Tensor, take: list[int], stop_early: bool) -> tuple[Tensor, list[Tensor]]:
+        """The last map computed and the outputs of the stages in ``take`` (the last
+        stage's through the neck); ``stop_early`` skips the stages after ``take``."""
+        outputs: list[Tensor] = []
+        last = len(self.stages) - 1
+        stop = max(take) if stop_early else last
         x = self.stem(x)
         for i, stage in enumerate(self.stages):
-            x = stage(x)
-            outputs.append(self._neck(x) if i == len(self.stages) - 1 else x)
-        return outputs
+            if i <= stop:
+                x = stage(x)
+                if i == last:
+                    x = self._neck(x)
+                if i in take:
+                    outputs.append(x)
+        return x, outputs
 
-    def forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool | None = None,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's ``forward_intermediates``: ``indices`` picks stages (an int: the last n),
+        and it returns ``(final features, intermediates)``, or the intermediates alone
+        with ``intermediates_only=True``. Called with ``x`` alone it returns every
+        stage's output as a list, as it always has. ``norm`` changes nothing: no model
+        here has a norm after its stages other than the neck, which always runs."""
+        if output_fmt != "NCHW":
+            raise InvalidOverrideError("output_fmt", f"only 'NCHW' is supported, got {output_fmt!r}")
+        take = take_indices(len(self.stages), indices, "indices")
+        final, intermediates = self._run_stages(x, take, stop_early)
+        if intermediates_only or (intermediates_only is None and indices is None):
+            return intermediates
+        return final, intermediates
+
+    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+        if not torch.jit.is_scripting():
+            return self._checked_forward(x)  # type: ignore[return-value]
+        # TorchScript compiles no try/except and no variable-length tuple: a scripted
+        # model returns main logits in training too, and a layer's own error on a small input
+        if self.head is None:
+            return self._run_stages(x, self.out_indices, True)[1]
+        return self.forward_head(self.forward_features(x))
+
+    def _checked_forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
         try:
-            return self._forward(x)
+            return self._eager_forward(x)
         except (RuntimeError, ValueError) as exc:
             self._explain_small_input(x, exc)
             raise
 
-    def _forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
+    def _eager_forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
         if self.head is None:
-            return self.forward_intermediates(x)
+            return self._run_stages(x, self.out_indices, True)[1]
         if self.training and len(self.aux_heads):
             aux: list[Tensor] = []
             x = self.stem(x)
@@ -143,12 +218,21 @@ class ComposedModel(nn.Module):
             raise InputSizeError(f"{self.model_name or 'this model'} takes images of at least {height}x{width} pixels "
                                  f"(its min_input_size), got {x.shape[-2]}x{x.shape[-1]}") from exc
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A fresh classifier for ``num_classes`` (0: return pooled features); auxiliary
-        heads are reset too, so training on the new classes uses them all."""
+        heads are reset too, so training on the new classes uses them all.
+        ``global_pool`` changes the head's pooling as timm's does (``''`` with 0 classes:
+        the unpooled map); a head left unpooled goes back to its default pooling when
+        given classes again."""
         if self.head is None:
             raise SpecError("this model was built with features_only=True and has no head")
+        if global_pool is None and num_classes and self.head.unpooled:
+            global_pool = "avg"
+        check_global_pool(global_pool, num_classes)
         self.head.reset(num_classes)
+        if global_pool is not None:
+            self.head.set_global_pool(global_pool)
+            self.create_kwargs["global_pool"] = global_pool
         for aux_head in self.aux_heads:
             aux_head.reset(num_classes)  # type: ignore[operator]
         self.create_kwargs["num_classes"] = num_classes
@@ -161,10 +245,14 @@ def build(
     num_classes: int | None = None,
     in_chans: int | None = None,
     features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
+    global_pool: str | None = None,
     swapped: frozenset[str] = frozenset(),
 ) -> ComposedModel:
     """Build ``spec``. ``swapped`` names the component kinds a user override replaced,
-    so an option the new component rejects is reported against that parameter."""
+    so an option the new component rejects is reported against that parameter.
+    ``out_indices`` picks the stages a ``features_only`` model returns; ``global_pool``
+    sets the head's pooling (``''`` with ``num_classes=0``: unpooled features)."""
     meta = spec.meta
     in_chans = meta.input_size[0] if in_chans is None else in_chans
     num_classes = meta.num_classes if num_classes is None else num_classes
@@ -176,6 +264,11 @@ def build(
         raise InvalidOverrideError("in_chans", f"must be at least 1, got {in_chans}")
     if num_classes < 0:
         raise InvalidOverrideError("num_classes", f"must be 0 or more, got {num_classes}")
+    if out_indices is not None and not features_only:
+        raise InvalidOverrideError("out_indices", "selects the maps of a features_only=True model; pass features_only=True too")
+    take_indices(len(spec.stages), out_indices, "out_indices")
+    if not features_only:
+        check_global_pool(global_pool, num_classes)
 
     stem = _construct("stem", spec.stem.name, resolve, (in_chans,), spec.stem.options, "the stem", swapped)
     _expect(isinstance(stem, Stem), f"stem {spec.stem.name!r} did not build a registry_core.Stem")
@@ -216,7 +309,9 @@ def build(
             aux_head = _construct("head", aux.name, resolve, (stage_channels[i], num_classes), aux.options, "an auxiliary head", frozenset())
             _expect(isinstance(aux_head, Head), f"auxiliary head {aux.name!r} did not build a registry_core.Head")
             aux_heads.append((i, aux_head, aux.loss_weight))
-    return ComposedModel(stem, stages, head, meta.with_channels(in_chans), feature_info, aux_heads, neck)
+        if global_pool is not None:
+            head.set_global_pool(global_pool)
+    return ComposedModel(stem, stages, head, meta.with_channels(in_chans), feature_info, aux_heads, neck, out_indices)
 
 
 def _expect(condition: bool, message: str) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import InvalidOverrideError
+
 
 class Stem(nn.Module):
     """First layers of a model: image in, feature map out."""
@@ -52,11 +54,13 @@ class Head(nn.Module):
     """
 
     classifier_name = "fc"
+    unpooled = False  # True after set_global_pool(""): forward returns the map it was given
 
     def __init__(self, in_features: int, num_classes: int):
         super().__init__()
         self.in_features = in_features
         self.num_classes = num_classes
+        self.unpooled = False
 
     def make_classifier(self, features: int) -> nn.Module:
         """The classifier for ``features`` pre-logit features and ``self.num_classes``
@@ -70,6 +74,11 @@ class Head(nn.Module):
             raise NotImplementedError(f"{type(self).__name__} builds no classifier with make_classifier(); it must implement reset()")
         self.num_classes = num_classes
         setattr(self, self.classifier_name, self.make_classifier(self.pre_logits_features))
+
+    def set_global_pool(self, global_pool: str) -> None:
+        """timm's ``global_pool``: ``''`` (with ``num_classes=0``) makes ``forward``
+        return its input map unpooled; a head that pools otherwise overrides this."""
+        raise InvalidOverrideError("global_pool", f"head {type(self).__name__} cannot change its pooling")
 
     def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

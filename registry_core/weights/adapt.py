@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
-from ..errors import WeightsError
+from ..errors import SpecError, WeightsError
 from ..model.compose import ComposedModel
+from ..model.first_conv import find_first_conv
 
 
 def prepare_state(model: ComposedModel, state: dict[str, Tensor], file_chans: int | None, path) -> list[str]:
@@ -32,47 +32,14 @@ def prepare_state(model: ComposedModel, state: dict[str, Tensor], file_chans: in
 
 
 def first_conv(model: ComposedModel) -> tuple[str, nn.Conv2d]:
-    """The convolution that takes the image, by module path: the one the spec names in
-    ``meta.first_conv``, else the first ``Conv2d`` a forward pass calls. Registration
-    order is not enough: VGG's stem is empty and its first convolution is a block's."""
-    modules = dict(model.named_modules())
-    if model.meta.first_conv:
-        named = modules.get(model.meta.first_conv)
-        if not isinstance(named, nn.Conv2d):
-            raise WeightsError(f"{model.model_name}: its spec names {model.meta.first_conv!r} as the first "
-                               "convolution, but the model has no Conv2d there")
-        return model.meta.first_conv, named
-    convs = {module: name for name, module in modules.items() if isinstance(module, nn.Conv2d)}
-    called: list[nn.Conv2d] = []
-
-    def stop(module: nn.Conv2d, args: object) -> None:
-        called.append(module)
-        raise _FirstConvCalled
-
-    reference = next(iter(model.parameters()), None)
-    x = torch.zeros(2, *model.meta.min_input_size, device=reference.device if reference is not None else "meta",
-                    dtype=reference.dtype if reference is not None else None)
-    hooks = [module.register_forward_pre_hook(stop) for module in convs]
-    was_training = model.training
-    model.eval()  # no running statistics touched, whatever runs before the convolution
+    """The convolution that takes the image (see ``model.first_conv.find_first_conv``)."""
     try:
-        with torch.no_grad():
-            model.forward_features(x)
-    except _FirstConvCalled:
-        pass
-    except Exception as exc:  # a model that cannot run its stem cannot say which conv comes first
-        raise WeightsError(f"{model.model_name}: cannot find its first convolution ({type(exc).__name__}: {exc})") from None
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    if not called:
+        name, conv = find_first_conv(model)
+    except SpecError as exc:
+        raise WeightsError(str(exc)) from None
+    if conv is None:
         raise WeightsError(f"{model.model_name}: in_chans differs from the file, but the model runs no Conv2d to adapt")
-    return convs[called[0]], called[0]
-
-
-class _FirstConvCalled(Exception):
-    """Stops the probing forward pass at the first convolution."""
+    return name, conv
 
 
 def adapt_input_channels(weight: Tensor, in_chans: int) -> Tensor:

@@ -84,18 +84,12 @@ def _avg_pool_3x3(x: Tensor) -> Tensor:
 
 class _InceptionV3Module(Block):
     """Inception v3 modules keep torchvision's flat layer names (``branch5x5_1``,
-    ``branch5x5_2``, ...); a chain registers and runs such a numbered sequence."""
+    ``branch5x5_2``, ...); ``add_chain`` registers such a numbered sequence. Each
+    module's ``forward`` calls its layers by name, which TorchScript can compile."""
 
     def add_chain(self, prefix: str, layers: list[nn.Module]) -> None:
         for i, layer in enumerate(layers, 1):
             self.add_module(f"{prefix}_{i}", layer)
-
-    def chain(self, prefix: str, x: Tensor) -> Tensor:
-        i = 1
-        while hasattr(self, f"{prefix}_{i}"):
-            x = getattr(self, f"{prefix}_{i}")(x)
-            i += 1
-        return x
 
 
 class _PooledModule(_InceptionV3Module):
@@ -112,7 +106,7 @@ class _PooledModule(_InceptionV3Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch1x1(x), *self.middle(x), self.branch_pool(_avg_pool_3x3(x))], 1)
+        return torch.cat([self.branch1x1(x)] + self.middle(x) + [self.branch_pool(_avg_pool_3x3(x))], 1)
 
 
 def _double_3x3(in_channels: int, widths: tuple[int, int, int], last_stride: int) -> list[nn.Module]:
@@ -145,7 +139,8 @@ class InceptionA(_PooledModule):
         self.add_chain("branch3x3dbl", _double_3x3(in_channels, branch3x3dbl, last_stride=1))
 
     def middle(self, x: Tensor) -> list[Tensor]:
-        return [self.chain("branch5x5", x), self.chain("branch3x3dbl", x)]
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        return [b5, self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))]
 
 
 class InceptionB(_InceptionV3Module):
@@ -164,7 +159,8 @@ class InceptionB(_InceptionV3Module):
         self.add_chain("branch3x3dbl", _double_3x3(in_channels, branch3x3dbl, last_stride=2))
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch3x3(x), self.chain("branch3x3dbl", x), F.max_pool2d(x, 3, stride=2)], 1)
+        dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([self.branch3x3(x), dbl, F.max_pool2d(x, 3, stride=2)], 1)
 
 
 class InceptionC(_PooledModule):
@@ -181,7 +177,9 @@ class InceptionC(_PooledModule):
         self.add_chain("branch7x7dbl", _factorized_7x7(in_channels, branch7x7dbl, "7x1"))
 
     def middle(self, x: Tensor) -> list[Tensor]:
-        return [self.chain("branch7x7", x), self.chain("branch7x7dbl", x)]
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        dbl = self.branch7x7dbl_3(self.branch7x7dbl_2(self.branch7x7dbl_1(x)))
+        return [b7, self.branch7x7dbl_5(self.branch7x7dbl_4(dbl))]
 
 
 class InceptionD(_InceptionV3Module):
@@ -201,7 +199,9 @@ class InceptionD(_InceptionV3Module):
         self.add_chain("branch7x7x3", [*_factorized_7x7(in_channels, branch7x7x3[:3], "1x7"), reduce])
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.chain("branch3x3", x), self.chain("branch7x7x3", x), F.max_pool2d(x, 3, stride=2)], 1)
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([b3, b7, F.max_pool2d(x, 3, stride=2)], 1)
 
 
 class InceptionE(_PooledModule):

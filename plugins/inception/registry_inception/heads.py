@@ -7,10 +7,11 @@ weighted losses. ``num_classes=0`` makes them return their pre-logit features.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from registry_core import Head
+from registry_core import Head, InputSizeError
 
 from .blocks import ConvBnRelu
 
@@ -47,8 +48,6 @@ class InceptionV3AuxHead(Head):
     smaller): the head then still trains at the 75x75 minimum input.
     """
 
-    exact_from = 17
-
     def __init__(self, in_features: int, num_classes: int, width: int = 128, hidden: int = 768):
         super().__init__(in_features, num_classes)
         self.conv0 = ConvBnRelu(in_features, width, 1)
@@ -56,9 +55,29 @@ class InceptionV3AuxHead(Head):
         self.fc = self.make_classifier(hidden)
 
     def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        if min(x.shape[-2:]) >= self.exact_from:
-            x = F.avg_pool2d(x, 5, stride=3)
-        else:
-            x = F.adaptive_avg_pool2d(x, 5)
-        x = F.adaptive_avg_pool2d(self.conv1(self.conv0(x)), 1).flatten(1)
+        _check_batch(x, self.training)
+        x = F.adaptive_avg_pool2d(self.conv1(self.conv0(_pool_to_5x5(x))), 1).flatten(1)
         return x if pre_logits else self.fc(x)
+
+
+def _pool_to_5x5(x: Tensor, exact_from: int = 17) -> Tensor:
+    """torchvision's 5x5/3 pool on maps from ``exact_from`` pixels, an adaptive one below."""
+    if min(x.shape[-2], x.shape[-1]) >= exact_from:
+        return F.avg_pool2d(x, 5, stride=3)
+    return F.adaptive_avg_pool2d(x, 5)
+
+
+def _check_batch(x: Tensor, training: bool) -> None:
+    """The 5x5 convolution leaves a 1x1 map, so at batch 1 its BatchNorm would see one
+    value per channel and fail; say which head that is and how to train anyway."""
+    if training and x.shape[0] == 1:
+        raise InputSizeError("inception_v3's auxiliary head (aux_heads.0, InceptionV3AuxHead) cannot train on a "
+                             "batch of 1: its BatchNorm after the 5x5 convolution sees one value per channel. Train "
+                             "with batches of 2 or more, or create the model with aux_logits=False (timm's "
+                             "inception_v3 has no auxiliary head by default)")
+
+
+# torch.fx records these as calls rather than tracing into their shape tests, so
+# create_feature_extractor traces the head in training mode too
+torch.fx.wrap("_pool_to_5x5")
+torch.fx.wrap("_check_batch")
