@@ -17,10 +17,11 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # reading headers and metadata needs no torch: `info FILE` and listings stay light
+    import torch
+    from torch import Tensor
 
 from ..errors import InvalidOverrideError, WeightsError
 
@@ -189,6 +190,8 @@ def fit_tensors(expected: Mapping[str, Tensor], state: Mapping[str, Tensor], *, 
     and notes for the user. Float tensors for float parameters are cast, and the cast
     is reported; an integer or bool tensor for a float parameter (or the reverse) would
     lose values, so it is refused. Non-finite values are refused unless allowed."""
+    import torch
+
     fitted, casts, refused, non_finite = {}, set(), [], []
     for key, tensor in state.items():
         want = expected[key].dtype
