@@ -368,3 +368,30 @@ def test_a_densenet_with_a_neck_has_torchvisions_parameter_count(fresh_host):
 def test_existing_families_have_no_neck_and_keep_their_layout():
     model = registry_core.create("resnet18")
     assert not hasattr(model, "neck") and not any(k.startswith("neck.") for k in model.state_dict())
+
+
+FAULTY = """
+    from registry_core import hookimpl, model_spec
+
+    def faulty():
+        return {}["typo"]  # a bug in a third party's builder
+
+    @hookimpl
+    def register_models(register):
+        register("faulty_net", faulty)
+        register("healthy_net", lambda: model_spec("lenet5"))
+"""
+
+
+def test_an_installed_plugin_with_a_faulty_builder_breaks_only_that_model(site, rediscover, capsys):
+    write_distribution(site, "rc-test-faulty", "rc_test_faulty", FAULTY, "faulty")
+    host = rediscover()
+    with pytest.warns(PluginWarning, match="faulty_net.*KeyError"):
+        assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert "healthy_net" in out and "resnet50" in out and "faulty_net" in err and "Traceback" not in err
+    assert main(["info", "faulty_net"]) == 2 and "KeyError" in capsys.readouterr().err
+    assert registry_core.create("healthy_net").num_classes == 10
+    record = host.records["faulty"]
+    assert record.status == "ok" and record.provided == {"model": ["healthy_net"]} and "KeyError" in record.error
+    assert main(["plugins", "--check"]) == 1
