@@ -56,6 +56,8 @@ def eval_transform(size: int, crop_pct: float = 1.0, interpolation: str = "bilin
     scaled = math.floor(size / crop_pct)
 
     def transform(image: Tensor) -> Tensor:
+        if scaled == size and image.shape[-2:] == (size, size):
+            return image  # already the model's size: nothing to resize or crop
         return center_crop(resize_shorter(image, scaled, interpolation), size)
 
     return transform
