@@ -122,11 +122,11 @@ class Resized(Dataset):
         return image, int(label) if self.labels is None else self.labels[int(label)]
 
 
-def resize(image: Tensor, size: int, mode: str = "bilinear") -> Tensor:
-    """One ``C x H x W`` image to ``size`` x ``size``, keeping its dtype."""
+def resize(image: Tensor, size: int | tuple[int, int], mode: str = "bilinear") -> Tensor:
+    """One ``C x H x W`` image to ``size`` x ``size`` (or ``(height, width)``), keeping its dtype."""
     smooth = mode in ("bilinear", "bicubic")
     x = image.unsqueeze(0).float()
-    x = F.interpolate(x, size=(size, size), mode=mode, antialias=smooth, **({"align_corners": False} if smooth else {}))
+    x = F.interpolate(x, size=(size, size) if isinstance(size, int) else size, mode=mode, antialias=smooth, **({"align_corners": False} if smooth else {}))
     x = x.squeeze(0)
     return x.round().clamp(0, 255).to(torch.uint8) if image.dtype == torch.uint8 else x
 

@@ -17,11 +17,11 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import TrainingError
+from .data import resize
 
 POLICIES = ("none", "crop-flip", "imagenet", "trivialaugment", "randaugment")
 SMALL = 64  # inputs up to this size default to crop-flip, larger ones to imagenet
@@ -34,13 +34,7 @@ def resize_shorter(image: Tensor, size: int, mode: str = "bilinear") -> Tensor:
     h, w = image.shape[-2:]
     scale = size / min(h, w)
     target = (max(size, round(h * scale)), max(size, round(w * scale)))
-    if (h, w) == target:
-        return image
-    smooth = mode in ("bilinear", "bicubic")
-    x = image.unsqueeze(0).float()
-    x = F.interpolate(x, size=target, mode=mode, antialias=smooth, **({"align_corners": False} if smooth else {}))
-    x = x.squeeze(0)
-    return x.round().clamp(0, 255).to(torch.uint8) if image.dtype == torch.uint8 else x
+    return image if (h, w) == target else resize(image, target, mode)
 
 
 def center_crop(image: Tensor, size: int) -> Tensor:
