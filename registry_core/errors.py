@@ -105,5 +105,9 @@ class ScaffoldError(RegistryCoreError, ValueError):
     """A plugin skeleton that cannot be written: an unusable name or an occupied folder."""
 
 
+class ExportError(RegistryCoreError):
+    """A model that cannot be exported as asked, or whose export does not reproduce it."""
+
+
 class PluginWarning(UserWarning):
     """Issued when a plugin is broken; the rest of the registry keeps working."""

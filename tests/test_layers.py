@@ -21,6 +21,7 @@ LAYERS = [
     ("plugins", ("registry_core.plugins",)),
     ("factory", ("registry_core.factory",)),
     ("training and tools", ("registry_core.training", "registry_core.testing", "registry_core.scaffold")),
+    ("inference", ("registry_core.inference",)),
     ("cli", ("registry_core.cli",)),
     ("public API", ("registry_core",)),
 ]

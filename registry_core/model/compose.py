@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import InputSizeError, InvalidOverrideError, RegistryCoreError, SpecError
+from .data_config import DataConfig
 from .features import FeatureInfo, check_global_pool, take_indices
 from .first_conv import find_first_conv
 from .init import initialise
@@ -90,6 +91,10 @@ class ComposedModel(nn.Module):
         self.model_name = ""
         self.create_kwargs: dict[str, Any] = {}
         self.provenance: Any = None  # the registry entry's provenance, stamped when built by name
+        # preprocessing and labels belong to a set of weights: a tag or a weights file replaces these
+        self.data_config = DataConfig.from_meta(meta)
+        self.class_names: Any = None  # list[str] in label order, when the weights name their classes
+        self.pretrained_tag = ""
 
     @property
     def features_only(self) -> bool:
@@ -112,16 +117,20 @@ class ComposedModel(nn.Module):
     @property
     def pretrained_cfg(self) -> dict[str, Any]:
         """timm's ``pretrained_cfg``: what preprocessing and fine-tuning code reads."""
-        meta = self.meta
+        meta, data = self.meta, self.data_config
         return {
             "architecture": self.model_name,
-            "input_size": meta.input_size,
+            "tag": self.pretrained_tag,
+            "input_size": data.input_size,
+            "test_input_size": data.test_input_size,
             "min_input_size": meta.min_input_size,
-            "mean": meta.mean,
-            "std": meta.std,
-            "interpolation": meta.interpolation,
-            "crop_pct": meta.crop_pct,
-            "num_classes": meta.num_classes,
+            "mean": data.mean,
+            "std": data.std,
+            "interpolation": data.interpolation,
+            "crop_pct": data.crop_pct,
+            "test_crop_pct": data.test_crop_pct,
+            "crop_mode": data.crop_mode,
+            "num_classes": self.num_classes,
             "first_conv": find_first_conv(self)[0],
             "classifier": "" if self.head is None else f"head.{self.head.classifier_name}",
         }

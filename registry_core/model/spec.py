@@ -99,7 +99,7 @@ class ModelMeta:
         """Metadata for ``in_chans`` input channels (mean/std averaged or repeated)."""
         if in_chans == self.input_size[0]:
             return self
-        mean, std = _fit_channels(self.mean, in_chans), _fit_channels(self.std, in_chans)
+        mean, std = fit_channels(self.mean, in_chans), fit_channels(self.std, in_chans)
         return replace(
             self,
             input_size=(in_chans, *self.input_size[1:]),
@@ -109,7 +109,7 @@ class ModelMeta:
         )
 
 
-def _fit_channels(values: tuple[float, ...], n: int) -> tuple[float, ...]:
+def fit_channels(values: tuple[float, ...], n: int) -> tuple[float, ...]:
     if n == 1:
         return (sum(values) / len(values),)
     return tuple(values[i % len(values)] for i in range(n))

@@ -1,0 +1,1 @@
+"""Running a model: preprocessing from its weights, prediction, fusing for speed, export."""
