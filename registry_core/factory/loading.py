@@ -18,7 +18,7 @@ from ..model.compose import ComposedModel
 from ..plugins.host import default_host
 from ..weights.adapt import prepare_state
 from ..weights.assign import assign_weights
-from ..weights.metadata import header_int, options_for_file, rebuild_hint
+from ..weights.metadata import class_names, data_config_of, header_int, options_for_file, rebuild_hint
 from ..weights.safetensors_io import read_tensors
 from ..weights.validate import check_create_options, check_name
 from .build import build_model
@@ -61,6 +61,19 @@ def load_file(path: str | os.PathLike, name: str | None = None, *, allow_non_fin
         notes.append(f"{path}: head reset for {wanted_classes} classes (the file has {model.num_classes}); "
                      "it is freshly initialised, everything else is loaded")
         model.reset_classifier(wanted_classes)
+    restore_weights_facts(model, header, path)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=3)
     return model
+
+
+def restore_weights_facts(model: ComposedModel, header: dict[str, str], path) -> None:
+    """What the file says about its weights, back on the model: the preprocessing
+    (``data_config``), the class names and the tag. Class names stay only while the head
+    is the file's; a fresh head of another size has none."""
+    data = data_config_of(header, path)
+    if data is not None:
+        model.data_config = data.with_channels(model.meta.input_size[0])
+    names = class_names(header, path)
+    model.class_names = names if names is not None and len(names) == model.num_classes else None
+    model.pretrained_tag = header.get("tag", "")

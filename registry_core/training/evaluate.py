@@ -75,14 +75,16 @@ def evaluate(weights: str | Path, dataset: str, *, data_root: str | None = None,
         raise DataError(f"{weights} holds a model for {model.meta.input_size[0]}-channel images; "
                         f"{dataset!r} has {data.channels}-channel images")
     classes, labels = _match_classes(weights, header, model.num_classes, data.classes, dataset)
-    size = check_image_size(image_size if image_size is not None else int(header.get("image_size", max(model.meta.input_size[1:]))))
+    config = model.data_config
+    size = check_image_size(image_size if image_size is not None else int(header.get("image_size", config.eval_size)))
     dist = Distributed.single(device)
     model.to(dist.device)
-    transform = eval_transform(size, model.meta.crop_pct, model.meta.interpolation)  # as the trainer validates
+    transform = eval_transform(size, config.eval_crop_pct, config.interpolation,  # as the trainer validates
+                               resize=config.eval_resize if size == config.eval_size else None)
     images = Augmented(SPLITS[split](data), transform, labels=labels)
     loader = make_loader(images, ShardedBatches(len(images), batch_size), workers, dist.device)
     result = evaluate_loader(
-        model, loader, len(classes), lambda batch: normalize(batch.to(dist.device), model.meta.mean, model.meta.std),
+        model, loader, len(classes), lambda batch: normalize(batch.to(dist.device), config.mean, config.std),
         dist, lambda: dist.autocast(None),
     )
     return {**result, "classes": classes, "split": split, "image_size": size}

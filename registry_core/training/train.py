@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader
 
 from ..errors import TrainingError
 from ..model.compose import classification_loss, main_logits
-from ..weights.metadata import classes_entry
 from ..weights.model_files import save
 from .data import ShardedBatches, available_cores, image_size_for, load_dataset, make_loader, normalize
 from .distributed import Distributed
@@ -33,7 +32,7 @@ from .evaluate import evaluate_loader
 from .finetune import WeightsEma, freeze, frozen_modules, hold_frozen, model_for, parameter_groups
 from .progress import Progress
 from .state import STATE_FILE, load_state, save_state, write_curves, write_json, write_metrics
-from .transforms import POLICIES, Augmented, batch_mix, default_policy, eval_transform, train_transform
+from .transforms import POLICIES, Augmented, batch_mix, default_policy, eval_transform, train_transform, trained_data_config
 
 OPTIMIZERS = {"sgd": (0.05, 5e-4), "adamw": (1e-3, 0.05)}  # default (lr, weight decay)
 SCHEDULES = ("cosine", "step", "none")
@@ -129,7 +128,8 @@ class Trainer:
         self.frozen = frozen_modules(model, config.freeze)
         freeze(model, self.frozen)
         self.image_size = image_size_for(config.model, config.image_size, model.meta)
-        self.meta = model.meta
+        model.class_names, model.data_config = list(data.classes), trained_data_config(model.data_config, self.image_size)
+        self.data_config = model.data_config
         self.model = model.to(self.dist.device, memory_format=_memory_format(config))  # type: ignore[call-overload]
         self.net: Any = self.dist.wrap(self.model)
         if config.compile:
@@ -139,7 +139,7 @@ class Trainer:
         self.ema = WeightsEma(self.model, config.ema) if config.ema else None
         self.mix = batch_mix(config.mixup, config.cutmix, len(data.classes))
         self.workers = config.workers if config.workers is not None else 0 if data.in_memory else available_cores()
-        size, crop, mode = self.image_size, self.meta.crop_pct, self.meta.interpolation
+        size, crop, mode = self.image_size, self.data_config.crop_pct, self.data_config.interpolation
         self.augment = config.augment or data.augment or default_policy(size)
         self.train_set = Augmented(data.train, train_transform(self.augment, size, crop, mode),
                                    seed=None if self.augment == "none" else config.seed)
@@ -174,7 +174,7 @@ class Trainer:
         return base
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
-        x = normalize(images.to(self.dist.device, non_blocking=True), self.meta.mean, self.meta.std)
+        x = normalize(images.to(self.dist.device, non_blocking=True), self.data_config.mean, self.data_config.std)
         return x.contiguous(memory_format=_memory_format(self.config))
 
     def train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -328,7 +328,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         epoch = self.step // self.steps_per_epoch
-        metadata = {"dataset": self.config.dataset, "classes": classes_entry(self.classes),
+        metadata = {"dataset": self.config.dataset,
                     "image_size": str(self.image_size), "epoch": str(epoch), "step": str(self.step)}
         save(self.model, out / "last.safetensors", metadata=metadata)
         if new_best:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import TrainingError
+from ..model.data_config import DataConfig
 from .data import resize
 
 POLICIES = ("none", "crop-flip", "imagenet", "trivialaugment", "randaugment")
@@ -43,11 +45,12 @@ def center_crop(image: Tensor, size: int) -> Tensor:
     return image[..., top : top + size, left : left + size]
 
 
-def eval_transform(size: int, crop_pct: float = 1.0, interpolation: str = "bilinear") -> Transform:
-    """Resize the shorter side to ``floor(size / crop_pct)``, then centre-crop ``size``."""
+def eval_transform(size: int, crop_pct: float = 1.0, interpolation: str = "bilinear", resize: int | None = None) -> Transform:
+    """Resize the shorter side to ``resize`` (default ``floor(size / crop_pct)``), then
+    centre-crop ``size``."""
     if not 0 < crop_pct <= 1:
         raise TrainingError(f"crop_pct must be in (0, 1], got {crop_pct}")
-    scaled = math.floor(size / crop_pct)
+    scaled = resize if resize is not None else math.floor(size / crop_pct)
 
     def transform(image: Tensor) -> Tensor:
         if scaled == size and image.shape[-2:] == (size, size):
@@ -55,6 +58,15 @@ def eval_transform(size: int, crop_pct: float = 1.0, interpolation: str = "bilin
         return center_crop(resize_shorter(image, scaled, interpolation), size)
 
     return transform
+
+
+def trained_data_config(data: DataConfig, size: int) -> DataConfig:
+    """``data`` as the trainer uses it at ``size`` pixels: one size for training and
+    validation, the crop and normalisation kept (what its saved files then record)."""
+    if data.input_size[1:] == (size, size) and data.test_input_size is None and data.resize_size is None:
+        return data
+    return replace(data, input_size=(data.input_size[0], size, size), test_input_size=None, test_crop_pct=None,
+                   resize_size=None)
 
 
 def default_policy(size: int) -> str:

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._version import __version__
-from ..errors import WeightsError
+from ..errors import SpecError, WeightsError
 from ..model.compose import ComposedModel
+from ..model.data_config import DataConfig
 from .validate import check_create_options, parse_json
 
 
@@ -39,6 +40,13 @@ def model_metadata(model: ComposedModel) -> dict[str, str]:
     }
     if not model.features_only:
         header["num_classes"] = str(model.num_classes)
+    header["data_config"] = model.data_config.to_json()
+    if model.pretrained_tag:
+        header["tag"] = model.pretrained_tag
+    if model.class_names is not None and not model.features_only:
+        if len(model.class_names) != model.num_classes:
+            raise WeightsError(f"the model names {len(model.class_names)} classes but has {model.num_classes} outputs")
+        header["classes"] = classes_entry(model.class_names)
     return header
 
 
@@ -104,6 +112,25 @@ def class_names(header: Mapping[str, str], path) -> list[str] | None:
                            f"into {len(names)} names{'' if count is None else f' for {count} classes'}: a name holds "
                            f"a comma, so the split is ambiguous; re-save it with classes as a JSON list")
     return names
+
+
+def data_config_of(header: Mapping[str, str], path) -> DataConfig | None:
+    """The preprocessing a header records: its ``data_config`` entry or, in files written
+    before there was one, the ``input_size``/``mean``/``std``/``interpolation``/``crop_pct``
+    entries; ``None`` when it records neither."""
+    try:
+        if "data_config" in header:
+            return DataConfig.from_dict(parse_json(header["data_config"], "data_config", path))
+        if "input_size" not in header:
+            return None
+        legacy = {key: parse_json(header[key], key, path) for key in ("input_size", "mean", "std") if key in header}
+        if "interpolation" in header:
+            legacy["interpolation"] = header["interpolation"]
+        if "crop_pct" in header:
+            legacy["crop_pct"] = float(header["crop_pct"])
+        return DataConfig.from_dict(legacy)
+    except (SpecError, ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: its data config metadata is unusable: {exc}") from None
 
 
 def options_for_file(header: Mapping[str, str], requested: Mapping[str, Any], path) -> dict[str, Any]:
