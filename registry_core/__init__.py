@@ -37,6 +37,7 @@ _LAZY_FROM = {
     "factory.conversion": ("convert_from", "convert_to"),
     "factory.create": ("create", "load"),
     "model.compose": ("AuxLogits", "ComposedModel", "classification_loss", "main_logits"),
+    "model.data_config": ("DataConfig",),
     "model.flops": ("count_flops",),
     "model.interfaces": ("Block", "Head", "Stem"),
     "model.spec": ("IMAGENET_MEAN", "IMAGENET_STD", "AuxHeadSpec", "BlockSpec", "Component", "ModelMeta", "ModelSpec",
@@ -48,6 +49,7 @@ _LAZY_FROM = {
     "weights.keymaps": ("Converter", "invert_prefixes", "rename_prefixes"),
     "weights.model_files": ("save",),
     "weights.safetensors_io": ("read_metadata",),
+    "weights.tags": ("WeightSource", "WeightTag", "timm_tag", "torchvision_tag"),
 }
 _LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
 
@@ -83,6 +85,7 @@ __all__ = [
     "ConversionError",
     "Converter",
     "DataError",
+    "DataConfig",
     "DatasetFactory",
     "DuplicateNameError",
     "ExportError",
@@ -107,6 +110,8 @@ __all__ = [
     "UnknownComponentError",
     "UnknownModelError",
     "UnknownNameError",
+    "WeightSource",
+    "WeightTag",
     "WeightsError",
     "WriteError",
     "build_model",
@@ -133,4 +138,6 @@ __all__ = [
     "read_metadata",
     "rename_prefixes",
     "save",
+    "timm_tag",
+    "torchvision_tag",
 ]

@@ -263,10 +263,13 @@ def test_pretrained_loads_from_the_store(tmp_path):
 
 def test_missing_pretrained_weights_say_which_command_to_run(tmp_path, library_caches):
     needs_converter("torchvision/resnet18")
-    store = tmp_path / "registry_core_home" / "weights" / "resnet18.safetensors"
+    store = tmp_path / "registry_core_home" / "weights" / "resnet18.tv_in1k.safetensors"
     with pytest.raises(WeightsError) as info:
         create("resnet18", pretrained=True)
-    assert f"registry-core convert --from torchvision --model resnet18 --checkpoint FILE --out {store}" in str(info.value)
+    message = str(info.value)
+    assert f"place resnet18-f37072fd.pth in {library_caches[0] / 'hub' / 'checkpoints'}" in message
+    assert f"into {library_caches[1] / 'hub' / 'models--timm--resnet18.tv_in1k'}" in message
+    assert f"registry-core convert --from LIBRARY --model resnet18 --tag tv_in1k --checkpoint FILE --out {store}" in message
     with pytest.raises(WeightsError, match="no converter is registered"):
         create("lenet5", pretrained=True)
 
@@ -280,7 +283,7 @@ def test_torchvision_cache_is_converted_once_into_the_store(resnet18_checkpoint,
     cached.write_bytes(checkpoint.read_bytes())
     with pytest.warns(UserWarning, match="converting torchvision's cached"):
         model = create("resnet18", pretrained=True).eval()
-    store = tmp_path / "registry_core_home" / "weights" / "resnet18.safetensors"
+    store = tmp_path / "registry_core_home" / "weights" / "resnet18.tv_in1k.safetensors"
     assert read_metadata(store)["source_sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -306,14 +309,20 @@ def fill_timm_hub_cache(hf_home: Path, name: str) -> torch.nn.Module:
     return source
 
 
-def test_timm_hub_cache_is_found(library_caches):
+def test_timm_hub_cache_is_found(library_caches, tmp_path):
+    """timm's default resnet18 weights (its a1_in1k tag) from the hub cache, with their own preprocessing."""
     needs_converter("timm/resnet18")
+    from timm.models import get_pretrained_cfg
+
     source = fill_timm_hub_cache(library_caches[1], "resnet18")
+    tag = get_pretrained_cfg("resnet18").tag
     with pytest.warns(UserWarning, match="converting timm's cached"):
-        model = create("resnet18", pretrained=True).eval()
+        model = create(f"resnet18.{tag}", pretrained=True).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x))
+    assert model.pretrained_tag == tag and model.data_config.interpolation == get_pretrained_cfg("resnet18").interpolation
+    assert (tmp_path / "registry_core_home" / "weights" / f"resnet18.{tag}.safetensors").is_file()
 
 
 def test_torchvision_cache_comes_before_timms(resnet18_checkpoint, tmp_path, library_caches):
@@ -326,10 +335,10 @@ def test_torchvision_cache_comes_before_timms(resnet18_checkpoint, tmp_path, lib
     cached = library_caches[0] / "hub" / "checkpoints" / Path(get_model_weights("resnet18").DEFAULT.url).name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(checkpoint.read_bytes())
-    fill_timm_hub_cache(library_caches[1], "resnet18")
+    fill_timm_hub_cache(library_caches[1], "resnet18.tv_in1k")
     with pytest.warns(UserWarning, match="converting torchvision's cached"):
         create("resnet18", pretrained=True)
-    header = read_metadata(tmp_path / "registry_core_home" / "weights" / "resnet18.safetensors")
+    header = read_metadata(tmp_path / "registry_core_home" / "weights" / "resnet18.tv_in1k.safetensors")
     assert (header["source"], header["source_sha256"]) == ("torchvision", hashlib.sha256(cached.read_bytes()).hexdigest())
 
 

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 import registry_core
 from registry_core import Converter, RegistryCoreError, create, hookimpl, load, save
 from registry_core.cli import main
-from registry_core.factory import conversion
+from registry_core.factory import pretrained
 from registry_core.factory.conversion import convert_from
 from registry_core.factory.store import store_path
 from registry_core.training.evaluate import evaluate
@@ -201,7 +201,7 @@ def _read(path_kind: str, bad: Path, tmp: Path, monkeypatch, capsys) -> None:
             os.replace(bad, store)
         create(MODEL, pretrained=True)
     elif path_kind == "library_cache":
-        monkeypatch.setattr(conversion, "cached_checkpoint", lambda converter: bad)
+        monkeypatch.setattr(pretrained, "cached_checkpoint", lambda converter: bad)
         create(MODEL, pretrained=True)
     elif path_kind == "info":
         code = main(["info", str(bad)])

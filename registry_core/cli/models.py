@@ -119,7 +119,7 @@ def cmd_plugins(args) -> int:
         if r["hooks"]:
             print(f"    hooks: {', '.join(r['hooks'])}")
         for kind, names in r["provided"].items():
-            print(f"    {kind}s: {', '.join(names)}")
+            print(f"    {kind if kind.endswith('s') else kind + 's'}: {', '.join(names)}")
         for note in r["overrides"]:
             print(f"    overrides: {note}")
     for contest in contests:

@@ -1,6 +1,9 @@
-"""``convert``: move weights between torchvision / timm checkpoints and our safetensors files."""
+"""``convert``, ``weights`` and ``identify``: moving weights between torchvision / timm
+checkpoints and our files, the catalogue of weight tags, and recognising a checkpoint."""
 
 from __future__ import annotations
+
+import json
 
 from ..files import refuse_folder
 
@@ -17,7 +20,9 @@ def add_commands(sub) -> None:
     direction = p.add_mutually_exclusive_group(required=True)
     direction.add_argument("--from", dest="source", metavar="LIBRARY", help="convert from this library (torchvision, timm)")
     direction.add_argument("--to", dest="target", metavar="LIBRARY", help="export to this library (torchvision, timm)")
-    p.add_argument("--model", required=True, help="our model name, e.g. resnet50")
+    p.add_argument("--model", help="our model name, e.g. resnet50 (with --from: found by `identify` when left out)")
+    p.add_argument("--tag", help="the weight tag the checkpoint holds (e.g. tv2_in1k): the file then records its "
+                   "preprocessing, class names and metrics (with --from: found by its hash when left out)")
     p.add_argument("--checkpoint", required=True, help="the file to convert")
     p.add_argument("--out", required=True, help="the file to write (.safetensors, or .pth with --to)")
     p.add_argument("--no-verify", action="store_true", help="do not compare outputs with the other library's model")
@@ -28,6 +33,19 @@ def add_commands(sub) -> None:
                    help="floating dtype of the written file (default: the checkpoint's own)")
     p.add_argument("--allow-non-finite", action="store_true", help="accept NaN or Inf in the checkpoint (refused by default)")
     p.set_defaults(func=cmd_convert)
+    p = sub.add_parser("weights", help="list weight tags: source, metrics and where the weights are (no torch needed)",
+                       description="Every registered weight tag (model.tag) matching PATTERN, with its source library, "
+                       "reported top-1/top-5, and whether it is in the store, in torchvision's or timm's cache "
+                       "(converted on first use), or absent (and which file to place where).")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern or a model name, e.g. 'resnet50*'")
+    p.add_argument("--json", action="store_true", help="every listed tag's facts as JSON")
+    p.set_defaults(func=cmd_weights)
+    p = sub.add_parser("identify", help="recognise a checkpoint: its model, source library and weight tag",
+                       description="Compare FILE's keys and shapes with every registered layout (torchvision, timm, "
+                       "ours, third parties') and its sha256 with every registered tag's.")
+    p.add_argument("file", help="a .pth/.pt/.bin (read with weights_only=True) or .safetensors file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_identify)
 
 
 def cmd_convert(args) -> int:
@@ -37,10 +55,76 @@ def cmd_convert(args) -> int:
     options = dict(verify=not args.no_verify, verify_size=args.verify_size, atol=DEFAULT_ATOL if args.atol is None else args.atol,
                    dtype=args.dtype, allow_non_finite=args.allow_non_finite)
     if args.source:
-        provenance = convert_from(args.source, args.model, args.checkpoint, args.out, **options)
-        what = f"{args.source} {args.model} -> {args.out}"
+        provenance = convert_from(args.source, args.model, args.checkpoint, args.out, tag=args.tag, **options)
+        from ..weights.safetensors_io import read_metadata
+
+        header = read_metadata(args.out)
+        tag = f".{header['tag']}" if header.get("tag") else ""
+        what = f"{args.source} {header['model']}{tag} -> {args.out}"
     else:
+        if args.model is None:
+            raise ValueError("--to needs --model")
         provenance = convert_to(args.target, args.model, args.checkpoint, args.out, **options)
         what = f"{args.model} -> {args.target} layout in {args.out}"
     print(f"converted {what}; {verification_summary(provenance)}")
     return 0
+
+
+def cmd_weights(args) -> int:
+    from ..factory.pretrained import list_pretrained, pretrained_info
+
+    infos = [pretrained_info(name) for name in list_pretrained(args.pattern)]
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    if not infos:
+        print(f"no weight tag matches {args.pattern!r}")
+        return 0
+    rows = [["name", "source", "top1", "top5", "eval", "status"]]
+    for info in infos:
+        metrics, data = info["metrics"], info["data_config"]
+        size = (data["test_input_size"] or data["input_size"])[-1]
+        rows.append([info["name"] + (" (default)" if info["default"] else ""),
+                     ", ".join(s["library"] for s in info["sources"]),
+                     f"{metrics['top1']:.2f}" if "top1" in metrics else "-", f"{metrics['top5']:.2f}" if "top5" in metrics else "-",
+                     f"{size}px {data['interpolation']}", _status(info)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print("\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows))
+    absent = [info for info in infos if info["status"] == "absent"]
+    if absent and len(infos) == 1:
+        print(f"to use it offline: {absent[0]['advice']}")
+    elif absent:
+        print(f"{len(absent)} tag(s) absent: `registry-core weights NAME` says which file to place where")
+    return 0
+
+
+def _status(info) -> str:
+    if info["status"] == "store":
+        return "stored"
+    if info["status"] == "cache":
+        return f"in {info['library']}'s cache (converted on first use)"
+    return "absent"
+
+
+def cmd_identify(args) -> int:
+    from ..factory.identify import describe_miss, identify_checkpoint
+
+    found = identify_checkpoint(args.file)
+    if args.json:
+        print(json.dumps(found.as_dict(), indent=2))
+        return 0 if found.model else 1
+    print(f"file      {found.path}")
+    print(f"sha256    {found.sha256}")
+    if found.model is None:
+        print(describe_miss(found).replace("; closest", "\nclosest"))
+    else:
+        print(f"model     {found.model}")
+        print(f"layout    {found.source}")
+        print(f"tag       {found.tag or 'unknown (no registered hash matches)'}")
+    for note in found.notes:
+        print(f"note      {note}")
+    if found.model is not None and found.source != "registry-core":
+        tag = f" --tag {found.tag.split('.', 1)[1]}" if found.tag else ""
+        print(f"convert   registry-core convert --from {found.source} --model {found.model}{tag} "
+              f"--checkpoint {found.path} --out OUT.safetensors")
+    return 0 if found.model else 1

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..plugins.host import PluginHost
     from ..weights.keymaps import Converter
 
-KIND_NAMES = ("stem", "block", "head", "model", "converter", "dataset")
+KIND_NAMES = ("stem", "block", "head", "model", "converter", "weights", "dataset")
 SORT_KEYS = ("name", "params", "gflops")
 TUPLE_FIELDS = ("input_size", "min_input_size", "mean", "std")
 
@@ -165,6 +165,8 @@ def _from_manifest(content: dict[str, Any], name: str, flops: bool) -> dict[str,
             return SpecError(content["unavailable"][name])
         return UnknownModelError(name, content["models"])
     info = {k: tuple(v) if k in TUPLE_FIELDS else v for k, v in content["models"][name].items()}
+    if isinstance(info.get("data_config"), dict):  # JSON has no tuples; the live answer has
+        info["data_config"] = {k: tuple(v) if isinstance(v, list) else v for k, v in info["data_config"].items()}
     if not flops:
         info.pop("gflops", None)
     return info
@@ -198,7 +200,23 @@ def live_model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
         description=meta.description,
         paper=meta.paper,
     )
+    info.update(_tags_of(host, name, model))
     return info
+
+
+def _tags_of(host: PluginHost, name: str, model: ComposedModel) -> dict[str, Any]:
+    """The model's weight tags, its default tag, and that tag's data config (the
+    architecture's own when it has none)."""
+    registry = host.registry
+    tags = []
+    for tag_name in registry.names("weights", f"{name}.*"):
+        try:
+            tags.append(registry.get("weights", tag_name).obj)
+        except RegistryCoreError:  # contested: `plugins` says so
+            continue
+    default = next((t for t in tags if t.default), None)
+    return {"tags": [t.tag for t in tags], "default_tag": default.tag if default else "",
+            "data_config": (default.data if default else model.data_config).to_dict()}
 
 
 @functools.cache

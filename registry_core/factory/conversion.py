@@ -6,13 +6,16 @@ the other library is installed, builds its model with the other library's weight
 ours with the converted ones and compares eval outputs on a seeded input. The measured
 difference and the provenance go into the written file's metadata.
 
-``ensure_pretrained`` fills the local store from torchvision's or timm's own cache the
-same way, once.
+Given a weight tag, the written file also records the tag, its data config, class
+names, metrics and license, so the file alone says how to preprocess and label.
+``pretrained.ensure_pretrained`` fills the local store with this, from torchvision's or
+timm's own cache.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -30,48 +33,88 @@ from ..weights.checkpoints import read_checkpoint, sha256, write_checkpoint
 from ..weights.keymaps import Converter, StateDict
 from ..weights.model_files import save
 from ..weights.safetensors_io import read_metadata, read_tensors
+from ..weights.tags import WeightTag
 from .build import build_model
 from .catalog import get_converter
-from .library_caches import by_cache_preference, cached_checkpoint
+from .labels import tag_class_names
 from .loading import load_file
-from .store import store_path
 
 DEFAULT_ATOL = 1e-4
 LIBRARIES = ("torchvision", "timm")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def convert_from(source: str, model: str, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
+def convert_from(source: str, model: str | None, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                  verify: bool = True, verify_size: int | None = None, atol: float = DEFAULT_ATOL,
-                 dtype: str | torch.dtype | None = None, allow_non_finite: bool = False) -> dict[str, str]:
+                 dtype: str | torch.dtype | None = None, allow_non_finite: bool = False,
+                 tag: str | None = None) -> dict[str, str]:
     """Convert ``source``'s checkpoint of ``model`` into our safetensors file ``out``.
 
     Returns the provenance written into its metadata (with ``max_abs_diff`` when the
     outputs were compared). Raises ``ConversionError`` when they differ by more than
     ``atol``. The file keeps the checkpoint's floating dtype unless ``dtype``
     ("float32", "float16", "bfloat16") says otherwise; outputs are compared before
-    that cast, in float32, so the check is of the key map.
+    that cast, in float32, so the check is of the key map. ``tag`` (``"tv2_in1k"`` or
+    ``"resnet50.tv2_in1k"``) names the registered weights the checkpoint holds, whose
+    preprocessing and labels the file then records; ``model=None`` identifies the
+    checkpoint first (``identify_checkpoint``), tag included when its hash is registered.
     """
+    if model is None:
+        from .identify import identify_checkpoint
+
+        found = identify_checkpoint(checkpoint, source=source).require()
+        model, tag = found.model, tag or found.tag
+    weights = _weight_tag(model, tag)
     converter = get_converter(source, model)
     theirs = read_checkpoint(checkpoint)
     out_dtype = output_dtype(dtype, theirs)
     converted = _apply(converter.to_ours, theirs, converter, "to_ours")
-    ours = assign_weights(lambda: build_model(model, **converter.create_kwargs), converted,
+    options = {**converter.create_kwargs, **(weights.create_kwargs if weights else {})}
+    ours = assign_weights(lambda: build_model(model, **options), converted,
                           on_error=f" (converted by {converter.key})", allow_non_finite=allow_non_finite,
                           source=str(checkpoint))
+    digest = sha256(checkpoint)
     provenance = {
         "source": source,
         "source_model": converter.source_name,
         "source_file": Path(checkpoint).name,
-        "source_sha256": sha256(checkpoint),
+        "source_sha256": digest,
         "converter": converter.key,
         "converter_version": converter.version,
         "dtype": dtype_name(out_dtype),
     }
+    if weights is not None:
+        provenance.update(_stamp_tag(ours, weights, source, digest))
     if verify:
         provenance.update(_verify(converter, theirs, ours, verify_size, atol))
     save(ours.to(out_dtype), out, metadata=provenance)
     return provenance
+
+
+def _weight_tag(model: str, tag: str | None) -> WeightTag | None:
+    if not tag:
+        return None
+    name = tag if tag.startswith(f"{model}.") else f"{model}.{tag}"
+    return default_host().registry.get("weights", name).obj
+
+
+def _stamp_tag(model: ComposedModel, tag: WeightTag, library: str, digest: str) -> dict[str, str]:
+    """Put ``tag``'s preprocessing, labels and name on ``model`` (``save`` records them)
+    and return the tag's other facts for the header; warn when the file's hash is not
+    the one the tag registers for ``library``."""
+    source = tag.source(library)
+    model.pretrained_tag = tag.tag
+    model.data_config = tag.data_for(source).with_channels(model.meta.input_size[0])
+    names = tag_class_names(tag, source)
+    model.class_names = names if names is not None and len(names) == model.num_classes else None
+    facts = {"metrics": json.dumps(dict(tag.metrics), sort_keys=True), "license": tag.license}
+    prefix = source.hash_prefix if source is not None else ""
+    if prefix:
+        facts["source_hash_check"] = "matches" if digest.startswith(prefix) else f"differs from {prefix}"
+        if not digest.startswith(prefix):
+            warnings.warn(f"the checkpoint's sha256 {digest[:12]}... does not start with {prefix}, the hash "
+                          f"registered for {tag.name} from {library}: it may hold other weights", UserWarning, stacklevel=4)
+    return facts
 
 
 def convert_to(target: str, model: str, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
@@ -112,31 +155,6 @@ def output_dtype(dtype: str | torch.dtype | None, state: Mapping[str, Tensor]) -
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def ensure_pretrained(name: str, *, allow_non_finite: bool = False) -> Path:
-    """The store's file for ``name``; when it is missing and torchvision's or timm's
-    cache holds a checkpoint a registered converter understands, that checkpoint is
-    converted (and verified) into the store first, trying the caches in
-    ``CACHE_PREFERENCE`` order. Otherwise the error says which ``registry-core convert``
-    command would fill the store."""
-    registry = default_host().registry
-    registry.get("model", name)  # an unknown name fails here, with suggestions
-    path = store_path(name)
-    if path.is_file():
-        return path
-    converters = by_cache_preference([registry.get("converter", key).obj for key in registry.names("converter", f"*/{name}")])
-    for converter in converters:
-        cached = cached_checkpoint(converter)
-        if cached is not None:
-            warnings.warn(f"converting {converter.source}'s cached {cached} into {path} (once)", UserWarning, stacklevel=3)
-            convert_from(converter.source, name, cached, path, allow_non_finite=allow_non_finite)
-            return path
-    commands = "; or ".join(
-        f"registry-core convert --from {c.source} --model {name} --checkpoint FILE --out {path}" for c in converters
-    )
-    advice = f"convert a checkpoint you have: {commands}" if converters else "no converter is registered for it either"
-    raise WeightsError(f"no pretrained weights for {name!r} in {path.parent} (nothing is downloaded); {advice}")
 
 
 def _apply(fn: Callable[[StateDict], StateDict], state: Mapping[str, Tensor], converter: Converter, direction: str) -> StateDict:

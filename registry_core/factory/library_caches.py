@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from ..weights.keymaps import Converter
+from ..weights.tags import WeightSource
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -26,6 +28,40 @@ def by_cache_preference(converters: list[Converter]) -> list[Converter]:
     return sorted(converters, key=lambda c: (rank.get(c.source, len(rank)), c.source))
 
 
+def sources_by_preference(sources: tuple[WeightSource, ...]) -> list[WeightSource]:
+    """A weight tag's sources in the order their caches are tried."""
+    rank = {source: i for i, source in enumerate(CACHE_PREFERENCE)}
+    return sorted(sources, key=lambda s: (rank.get(s.library, len(rank)), s.library))
+
+
+def source_files(source: WeightSource) -> list[Path]:
+    """Where ``source``'s library keeps the tag's file after its own download, in the
+    order that library looks: timm's Hugging Face copy first, then torch.hub's folder.
+    Computed without importing torch, torchvision or timm."""
+    files = []
+    if source.hub_id:
+        repo, _, revision = source.hub_id.partition("@")
+        files += [_hf_cached(repo, name, revision or "main") for name in HF_WEIGHT_FILES]
+    if source.file:
+        files.append(hub_checkpoints() / source.file)
+    return files
+
+
+def cached_source_file(source: WeightSource) -> Path | None:
+    return next((p for p in source_files(source) if p.is_file()), None)
+
+
+def hub_checkpoints() -> Path:
+    """torch.hub's download folder: ``$TORCH_HOME/hub/checkpoints`` (``TORCH_HOME``
+    defaults to ``$XDG_CACHE_HOME/torch``), or what ``torch.hub.set_dir`` chose in this
+    process when torch is loaded."""
+    hub = sys.modules.get("torch.hub")
+    if hub is not None:
+        return Path(hub.get_dir()) / "checkpoints"
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "torch")
+    return Path(torch_home).expanduser() / "hub" / "checkpoints"
+
+
 def cached_checkpoint(converter: Converter) -> Path | None:
     """Where ``converter.source``'s own pretrained=True cache would hold this model's
     default checkpoint, if that file exists."""
@@ -36,9 +72,9 @@ def cached_checkpoint(converter: Converter) -> Path | None:
 
 
 def _torch_hub_checkpoint(url: str) -> Path:
-    import torch.hub
+    import torch.hub  # noqa: F401  (hub_checkpoints asks it for a folder set in-process)
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return hub_checkpoints() / os.path.basename(url)
 
 
 def _torchvision_files(name: str) -> list[Path]:

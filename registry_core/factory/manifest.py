@@ -27,7 +27,7 @@ from ..errors import RegistryCoreError
 from ..files import atomic_write, home
 
 FORMAT = "registry-core-manifest"
-VERSION = 1
+VERSION = 2
 GROUP = "registry_core"
 ENV_VARS = ("REGISTRY_CORE_PLUGINS", "REGISTRY_CORE_PREFER")
 
@@ -132,9 +132,16 @@ def build() -> dict[str, Any]:
             models[name] = live_model_info(name)
         except Exception as exc:  # one unbuildable model must not hide the others
             unavailable[name] = str(exc) if isinstance(exc, RegistryCoreError) else f"{type(exc).__name__}: {exc}"
+    weights = {}
+    for name in registry.names("weights"):
+        try:
+            weights[name] = registry.get("weights", name).obj.describe()
+        except RegistryCoreError:  # contested: `plugins` reports it
+            continue
     return {
         "models": models,
         "unavailable": unavailable,
+        "weights": weights,
         "components": {kind: registry.names(kind) for kind in registry.entries},
         "plugins": [record.as_dict() for record in host.records.values()],
         "contested": [{"kind": c.kind, "name": c.name, "text": str(c), "settled": c.chosen is not None}

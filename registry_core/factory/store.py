@@ -2,7 +2,7 @@
 
 Weights live in ``<REGISTRY_CORE_HOME>/weights/<name>.safetensors``. Filling the store
 from torchvision's or timm's own cache is conversion's job
-(``conversion.ensure_pretrained``); nothing is ever downloaded.
+(``pretrained.ensure_pretrained``); nothing is ever downloaded.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ the ones it uses), but never lose or rename one.
 
 The callbacks' types: ``Register[T]`` is called as ``register(name, obj, *,
 override=False)`` with ``obj`` a ``T``; ``RegisterConverter`` as ``register(converter,
-*, override=False)``; a ``DatasetLike`` has ``load(root, **options)``.
+*, override=False)``; ``RegisterWeights`` as ``register(tag, *, override=False)``; a ``DatasetLike`` has ``load(root, **options)``.
 """
 
 from collections.abc import Callable
@@ -33,6 +33,7 @@ import pluggy
 from ..model.interfaces import Block, Head, Stem
 from ..model.spec import ModelSpec
 from ..weights.keymaps import Converter
+from ..weights.tags import WeightTag
 
 PROJECT = "registry_core"
 
@@ -52,6 +53,12 @@ class RegisterConverter(Protocol):
     """The ``register`` callback of ``register_converters``."""
 
     def __call__(self, converter: Converter, /, *, override: bool = False) -> None: ...
+
+
+class RegisterWeights(Protocol):
+    """The ``register`` callback of ``register_weights``."""
+
+    def __call__(self, tag: WeightTag, /, *, override: bool = False) -> None: ...
 
 
 class DatasetLike(Protocol):
@@ -112,6 +119,20 @@ def register_converters(register: RegisterConverter) -> None:
     state dict between another library's layout (``converter.source``, such as
     ``"torchvision"`` or ``"timm"``) and ours for one model. Converters do no I/O;
     the core reads, writes and verifies. The registry key is ``source/model``.
+    """
+
+
+@hookspec
+def register_weights(register: RegisterWeights) -> None:
+    """Contribute weight tags: sets of pretrained weights for registered models.
+
+    Called once, when the registry first loads. Call ``register(tag, *,
+    override=False)`` with a ``registry_core.WeightTag`` named ``model.tag`` (timm's
+    grammar, e.g. ``resnet50.tv2_in1k``): its data config, label set, metrics,
+    license and the ``WeightSource`` records saying where torchvision or timm publish
+    the file. A tag marked ``default=True`` is what ``create(model, pretrained=True)``
+    loads. The weights are converted from a source's local cache with the registered
+    converter ``source.library/model``; nothing is downloaded. See ``docs/weights.md``.
     """
 
 

@@ -34,7 +34,6 @@ from .._version import __version__
 from ..errors import PluginError, PluginWarning
 from ..files import home
 from ..model.spec import ModelSpec
-from ..weights.keymaps import Converter
 from . import core_plugin, hookspecs
 from .records import PluginRecord
 from .registry import KIND_OF_HOOK, KINDS, Entry, Provenance, Registry
@@ -217,10 +216,11 @@ class _Registrar:
         self.kind, self.provenance, self.staged = kind, provenance, staged
 
     def __call__(self, *args: Any, override: bool = False) -> None:
-        if self.kind == "converter":
-            if len(args) != 1 or not isinstance(args[0], Converter):
-                raise PluginError("register_converters: call register(converter) with a registry_core.Converter")
-            name, obj = args[0].key, args[0]
+        kind = KINDS[self.kind]
+        if kind.record is not None:
+            if len(args) != 1 or not isinstance(args[0], kind.record):
+                raise PluginError(f"{kind.hook}: call register(record) with a registry_core.{kind.record.__name__}")
+            name, obj = getattr(args[0], kind.named_by), args[0]
         else:
             if len(args) != 2:
                 raise PluginError(f"register_{self.kind}s: call register(name, {self.kind})")

@@ -1,7 +1,7 @@
 """Names -> components, each stamped with the plugin that gave it.
 
-The registry holds six kinds of entry (stems, blocks, heads, models, converters,
-datasets), described once in ``KINDS``: the hook that contributes each and the base
+The registry holds seven kinds of entry (stems, blocks, heads, models, converters,
+weight tags, datasets), described once in ``KINDS``: the hook that contributes each and the base
 class its entries must subclass. A name belongs to one plugin: when two register it
 without ``override``, neither gets it (asking for it is a ``DuplicateNameError`` naming
 both and the ways out) and both keep everything else, whatever order they load in.
@@ -18,16 +18,21 @@ from typing import Any
 
 from ..errors import BrokenPluginError, DuplicateNameError, PluginError, UnknownComponentError, UnknownModelError
 from ..model.interfaces import Block, Head, Stem
+from ..weights.keymaps import Converter
+from ..weights.tags import WeightTag
 
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of registry entry: its name, the hook that contributes it and, for
-    components, the base class an entry must subclass."""
+    """One kind of registry entry: its name, the hook that contributes it, for
+    components the base class an entry must subclass, and for records that carry their
+    own name (converters, weight tags) the record type and its naming attribute."""
 
     name: str
     hook: str
     base: type | None = None
+    record: type | None = None
+    named_by: str = ""
 
 
 KINDS: dict[str, Kind] = {
@@ -37,7 +42,8 @@ KINDS: dict[str, Kind] = {
         Kind("block", "register_blocks", Block),
         Kind("head", "register_heads", Head),
         Kind("model", "register_models"),
-        Kind("converter", "register_converters"),
+        Kind("converter", "register_converters", record=Converter, named_by="key"),
+        Kind("weights", "register_weights", record=WeightTag, named_by="name"),
         Kind("dataset", "register_datasets"),
     )
 }

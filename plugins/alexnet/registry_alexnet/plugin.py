@@ -5,6 +5,7 @@ from registry_core import hookimpl
 from .blocks import AlexNetConvBlock, AlexNetStem
 from .convert import TORCHVISION
 from .models import alexnet
+from .weights import WEIGHTS
 
 
 @hookimpl
@@ -25,3 +26,9 @@ def register_models(register):
 @hookimpl
 def register_converters(register):
     register(TORCHVISION)
+
+
+@hookimpl
+def register_weights(register):
+    for tag in WEIGHTS:
+        register(tag)

@@ -7,6 +7,7 @@ from .convert import CONVERTERS
 from .heads import GoogLeNetAuxHead, InceptionV3AuxHead
 from .models import googlenet, inception_v3
 from .stems import GoogLeNetStem, InceptionV3Stem
+from .weights import WEIGHTS
 
 
 @hookimpl
@@ -42,3 +43,9 @@ def register_models(register):
 def register_converters(register):
     for converter in CONVERTERS:
         register(converter)
+
+
+@hookimpl
+def register_weights(register):
+    for tag in WEIGHTS:
+        register(tag)

@@ -5,6 +5,7 @@ from registry_core import hookimpl
 from .blocks import BasicBlock, BottleneckBlock, CifarStem, ResNetStem
 from .convert import CONVERTERS
 from .models import CIFAR_MODELS, IMAGENET_MODELS
+from .weights import WEIGHTS
 
 
 @hookimpl
@@ -29,3 +30,9 @@ def register_models(register):
 def register_converters(register):
     for converter in CONVERTERS:
         register(converter)
+
+
+@hookimpl
+def register_weights(register):
+    for tag in WEIGHTS:
+        register(tag)

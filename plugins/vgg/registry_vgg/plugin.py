@@ -5,6 +5,7 @@ from registry_core import hookimpl
 from .blocks import VGGConvBlock, VGGStem
 from .convert import converters
 from .models import MODELS
+from .weights import WEIGHTS
 
 
 @hookimpl
@@ -27,3 +28,9 @@ def register_models(register):
 def register_converters(register):
     for converter in converters():
         register(converter)
+
+
+@hookimpl
+def register_weights(register):
+    for tag in WEIGHTS:
+        register(tag)
