@@ -98,7 +98,7 @@ def cmd_info(args) -> int:
 
     width = min(max(len(k) for k in info), INFO_KEY_WIDTH)
     for key, value in info.items():  # a file's text is escaped: no terminal control, one line per entry
-        print(f"{shown(key, INFO_KEY_WIDTH).ljust(width)}  {shown(value, INFO_VALUE_CHARS)}")
+        print(f"{shown(key, INFO_KEY_WIDTH).ljust(width)}  {shown(value, INFO_VALUE_CHARS) or '-'}")
     return 0
 
 

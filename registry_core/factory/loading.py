@@ -74,6 +74,10 @@ def restore_weights_facts(model: ComposedModel, header: dict[str, str], path) ->
     data = data_config_of(header, path)
     if data is not None:
         model.data_config = data.with_channels(model.meta.input_size[0])
-    names = class_names(header, path)
+    try:
+        names = class_names(header, path)
+    except WeightsError as exc:  # unusable names must not make the weights unusable
+        warnings.warn(f"{exc}; the model is loaded without class names", UserWarning, stacklevel=4)
+        names = None
     model.class_names = names if names is not None and len(names) == model.num_classes else None
     model.pretrained_tag = header.get("tag", "")

@@ -82,7 +82,7 @@ class DataConfig:
 
     @property
     def eval_crop_pct(self) -> float:
-        return self.test_crop_pct if self.test_input_size and self.test_crop_pct else self.crop_pct
+        return self.test_crop_pct if self.test_crop_pct else self.crop_pct
 
     @property
     def eval_resize(self) -> int:

@@ -1,0 +1,165 @@
+"""The preprocessing a set of weights expects, as a transform: ``transforms(model)``.
+
+A model's (or a weights file's) ``DataConfig`` decides everything: resize the shorter
+side to ``eval_resize`` (``interpolation``, antialiased), centre-crop ``eval_size``,
+scale to [0, 1], normalise with ``mean``/``std``. That is what torchvision's
+``weights.transforms()`` and timm's ``create_transform(**resolve_data_config(...))``
+do, and the result equals theirs value for value: PIL images are resized by PIL, as
+theirs are, and a ``uint8`` tensor through float and back with rounding, as
+torchvision's classification preset does (torchvision v2's native ``uint8`` kernels
+round differently). Evaluation uses the test size and crop (``test_input_size``,
+``test_crop_pct``) when the weights name one, as timm's ``validate.py`` does by
+default; timm's ``create_transform`` does so only with ``use_test_size=True``.
+
+Images come as PIL images or ``C x H x W`` tensors (``uint8`` in 0..255, floating
+point in 0..1) and are first given the model's channel count: grey, palette, RGBA,
+16-bit and CMYK images all become what the first convolution takes. Alpha is dropped,
+as PIL's ``convert`` and every ImageNet loader do. torchvision is imported only when
+a transform is made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import DataError, WeightsError
+from ..model.data_config import DataConfig
+from ..training.transforms import default_policy, train_transform
+from ..weights.metadata import data_config_of
+from ..weights.safetensors_io import read_metadata
+
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # PIL clips these to 255 on convert("L"); we scale
+
+
+def transforms(model_or_file: Any, *, train: bool = False) -> Callable[[Any], Tensor]:
+    """The transform that turns one image into the model's input tensor.
+
+    ``model_or_file`` is a model (its ``data_config``), a weights file (its header is
+    read; nothing is built) or a ``DataConfig``. ``train=True`` gives the augmentation
+    the trainer uses at the model's input size with its default policy for that size,
+    then the same normalisation; it draws from torch's global generator.
+    """
+    data = data_config(model_or_file)
+    from torchvision.transforms import v2
+
+    channels = data.input_size[0]
+    if train:
+        size = data.input_size[-1]
+        steps: list[Callable] = [ToChannels(channels), v2.PILToTensor(),
+                                 train_transform(default_policy(size), size, data.crop_pct, data.interpolation)]
+    else:
+        steps = [ToChannels(channels), ShorterSide(data.eval_resize, data.interpolation), v2.CenterCrop(data.eval_size),
+                 v2.PILToTensor()]
+    return v2.Compose([*steps, ToFloat(), v2.Normalize(list(data.mean), list(data.std))])
+
+
+def data_config(model_or_file: Any) -> DataConfig:
+    """The ``DataConfig`` of a model, a weights file, or a ``DataConfig`` itself."""
+    if isinstance(model_or_file, DataConfig):
+        return model_or_file
+    if isinstance(model_or_file, str | os.PathLike):
+        data = data_config_of(read_metadata(model_or_file), model_or_file)
+        if data is None:
+            raise WeightsError(f"{model_or_file} records no preprocessing (no data_config or input_size metadata)")
+        return data
+    data = getattr(model_or_file, "data_config", None)
+    if not isinstance(data, DataConfig):
+        raise TypeError(f"transforms() takes a model, a weights file or a DataConfig, not {type(model_or_file).__name__}")
+    return data
+
+
+@dataclass(frozen=True)
+class ToChannels:
+    """An image with ``channels`` channels (1: grey, 3: RGB), of the type it came as."""
+
+    channels: int
+
+    def __call__(self, image: Any) -> Any:
+        if isinstance(image, Tensor):
+            return self._tensor(image)
+        from PIL import Image
+
+        if not isinstance(image, Image.Image):
+            raise DataError(f"an image must be a PIL image or a C x H x W tensor, not {type(image).__name__}")
+        if self.channels not in (1, 3):
+            raise DataError(f"cannot make a {self.channels}-channel input from a PIL image; pass a C x H x W tensor")
+        mode = "L" if self.channels == 1 else "RGB"
+        if image.mode == mode:
+            return image
+        if image.mode in SIXTEEN_BIT_MODES:
+            # the top 8 of 16 bits, as torchvision's uint16 -> uint8 conversion keeps
+            import numpy as np
+
+            image = Image.fromarray((np.asarray(image, dtype=np.int64).clip(0, 65535) >> 8).astype(np.uint8))
+        elif image.mode in ("P", "PA"):
+            image = image.convert("RGBA")  # a palette's transparency, then dropped like any alpha
+        return image.convert(mode)
+
+    def _tensor(self, image: Tensor) -> Tensor:
+        if image.dtype != torch.uint8 and not image.is_floating_point():
+            raise DataError(f"an image tensor must be uint8 (0..255) or floating point (0..1), not {image.dtype}")
+        if image.ndim == 2:
+            image = image.unsqueeze(0)
+        have = image.shape[-3] if image.ndim >= 3 else 0
+        if have == self.channels:
+            return image
+        if have not in (1, 2, 3, 4):
+            raise DataError(f"an image tensor must be C x H x W with 1 to 4 channels, got shape {tuple(image.shape)}"
+                            " (an H x W x C array? permute it)")
+        if have in (2, 4):
+            image = image[..., : have - 1, :, :]  # drop alpha
+            have -= 1
+        if have == self.channels:
+            return image
+        if self.channels == 1:
+            from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+            return rgb_to_grayscale(image)
+        if have == 1:
+            return image.expand(*image.shape[:-3], self.channels, *image.shape[-2:])
+        raise DataError(f"cannot make a {self.channels}-channel input from a {have}-channel image tensor")
+
+
+@dataclass(frozen=True)
+class ShorterSide:
+    """Resize so the shorter side is ``size``, keeping the aspect ratio (antialiased).
+
+    A ``uint8`` tensor is resized in float32 and rounded back, as torchvision's
+    classification preset and the trainer do, so the result does not depend on which
+    native ``uint8`` kernel the CPU gets."""
+
+    size: int
+    interpolation: str = "bilinear"
+
+    def __call__(self, image: Any) -> Any:
+        from torchvision.transforms.v2.functional import resize
+
+        mode = self.interpolation
+        if not (isinstance(image, Tensor) and image.dtype == torch.uint8):
+            return resize(image, [self.size], interpolation=_mode(mode), antialias=True)
+        resized = resize(image.float(), [self.size], interpolation=_mode(mode), antialias=True)
+        if resized.shape == image.shape:
+            return image
+        return resized.clamp_(0, 255).round_().to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class ToFloat:
+    """A float32 tensor in [0, 1]: ``uint8`` divided by 255 (as the trainer's batches and
+    torchvision's and timm's eval are; v2's ``ToDtype`` multiplies by 1/255, which can
+    be one float step away)."""
+
+    def __call__(self, image: Tensor) -> Tensor:
+        return image.float().div(255) if image.dtype == torch.uint8 else image.float()
+
+
+def _mode(name: str):
+    from torchvision.transforms.v2 import InterpolationMode
+
+    return InterpolationMode(name)
