@@ -26,8 +26,11 @@ answers = {{
     "info": registry_core.model_info("resnet50")["params"],
     "plugins": sorted(r.name for r in registry_core.list_plugins()),
     "blocks": registry_core.list_components("block"),
+    "tags": registry_core.list_pretrained("resnet50"),
+    "status": registry_core.pretrained_info("resnet50.tv2_in1k")["status"],
 }}
-codes = [main(argv) for argv in (["list"], ["info", "resnet50"], ["plugins"], ["list", "--family", "vgg", "--json"])]
+codes = [main(argv) for argv in (["list"], ["info", "resnet50"], ["plugins"], ["list", "--family", "vgg", "--json"],
+                                 ["weights", "resnet*"])]
 print("ANSWER" + json.dumps({{**answers, "codes": codes, "heavy": [m for m in sys.modules if m.split(".")[0] in {HEAVY!r}]}}))
 """
 
@@ -58,7 +61,8 @@ def test_listings_answer_from_the_manifest_without_importing_torch_or_any_plugin
     again = answer()
     assert again["heavy"] == [] and first["heavy"] != []
     assert {k: v for k, v in again.items() if k != "heavy"} == {k: v for k, v in first.items() if k != "heavy"}
-    assert "resnet50" in again["models"] and again["info"] == 25_557_032 and again["codes"] == [0, 0, 0, 0]
+    assert "resnet50" in again["models"] and again["info"] == 25_557_032 and again["codes"] == [0, 0, 0, 0, 0]
+    assert "resnet50.tv2_in1k" in again["tags"] and again["status"] == "absent"
     assert again["small"][0] == "lenet5" and "resnet18" in again["small"] and "resnet50" not in again["small"]
     assert {"lenet", "resnet", "registry-core"} <= set(again["plugins"]) and "bottleneck" in again["blocks"]
 

@@ -10,9 +10,12 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..weights.keymaps import Converter
 from ..weights.tags import WeightSource
+
+if TYPE_CHECKING:  # the catalogue computes cache paths without torch
+    from ..weights.keymaps import Converter
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
