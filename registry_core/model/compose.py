@@ -95,6 +95,7 @@ class ComposedModel(nn.Module):
         self.data_config = DataConfig.from_meta(meta)
         self.class_names: Any = None  # list[str] in label order, when the weights name their classes
         self.pretrained_tag = ""
+        self.fused = False  # set by fuse(): BatchNorms folded away, so the state dict is no longer the spec's
 
     @property
     def features_only(self) -> bool:
@@ -226,6 +227,14 @@ class ComposedModel(nn.Module):
         if x.dim() == 4 and (x.shape[-2] < height or x.shape[-1] < width):
             raise InputSizeError(f"{self.model_name or 'this model'} takes images of at least {height}x{width} pixels "
                                  f"(its min_input_size), got {x.shape[-2]}x{x.shape[-1]}") from exc
+
+    def fuse(self, channels_last: bool = False) -> ComposedModel:
+        """For inference: fold each BatchNorm into the convolution feeding it, in place, and
+        return the model; it must be in eval mode and refuses ``train()`` afterwards (see
+        ``model/fuse.py``). ``channels_last`` also converts it to that memory format."""
+        from .fuse import fuse
+
+        return fuse(self, channels_last)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A fresh classifier for ``num_classes`` (0: return pooled features); auxiliary

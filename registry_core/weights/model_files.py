@@ -18,8 +18,14 @@ def save(model: ComposedModel, path: str | os.PathLike, *, metadata: Mapping[str
 
     ``metadata`` adds string entries to the file's ``__metadata__`` (a trainer may
     record the epoch or the metric); it may not replace the keys ``save`` writes
-    itself (see ``docs/weights.md``).
+    itself (see ``docs/weights.md``). A fused model is refused: its convolutions hold
+    folded BatchNorm weights and its BatchNorms are gone, so the file would not load
+    into the architecture its header names.
     """
+    if getattr(model, "fused", False):
+        raise WeightsError(f"{model.model_name or 'this model'} was fused for inference (model.fuse()): its BatchNorm "
+                           "layers are folded into the convolutions, so its state dict no longer matches the "
+                           "architecture and could not be loaded back; save the model before fusing it")
     header = model_metadata(model)
     extra = dict(metadata or {})
     not_text = [repr(k) for k, v in extra.items() if not (isinstance(k, str) and isinstance(v, str))]
