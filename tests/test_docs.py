@@ -20,7 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CONSOLE = {"training.md"}  # pages whose console commands run too
+CONSOLE = {"training.md", "inference.md"}  # pages whose console commands run too
 NOT_RUN = {  # a command holding one of these needs something a test machine lacks
     "--dataset cifar10": "the CIFAR-10 files",
     "/data/imagenet": "ImageNet",

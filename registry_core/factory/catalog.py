@@ -164,9 +164,10 @@ def _from_manifest(content: dict[str, Any], name: str, flops: bool) -> dict[str,
         if name in content["unavailable"]:
             return SpecError(content["unavailable"][name])
         return UnknownModelError(name, content["models"])
-    info = {k: tuple(v) if k in TUPLE_FIELDS else v for k, v in content["models"][name].items()}
-    if isinstance(info.get("data_config"), dict):  # JSON has no tuples; the live answer has
-        info["data_config"] = {k: tuple(v) if isinstance(v, list) else v for k, v in info["data_config"].items()}
+    info: dict[str, Any] = {k: tuple(v) if k in TUPLE_FIELDS else v for k, v in content["models"][name].items()}
+    data = info.get("data_config")
+    if isinstance(data, dict):  # JSON has no tuples; the live answer has
+        info["data_config"] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     if not flops:
         info.pop("gflops", None)
     return info

@@ -63,6 +63,7 @@ def convert_from(source: str, model: str | None, checkpoint: str | os.PathLike, 
         from .identify import identify_checkpoint
 
         found = identify_checkpoint(checkpoint, source=source).require()
+        assert found.model is not None  # require() makes sure
         model, tag = found.model, tag or found.tag
     weights = _weight_tag(model, tag)
     converter = get_converter(source, model)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import SpecError
@@ -41,7 +41,6 @@ class DataConfig:
     test_crop_pct: float | None = None
     resize_size: int | None = None
     crop_mode: str = "center"
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         problems = []
@@ -101,10 +100,8 @@ class DataConfig:
                              "mean": fit(self.mean, in_chans), "std": fit(self.std, in_chans)})
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, ``None``s included; ``extra`` is not part of the config."""
-        values = asdict(self)
-        values.pop("extra")
-        return values
+        """Every field, ``None``s included."""
+        return asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -114,11 +111,12 @@ class DataConfig:
         """The config a mapping describes (lists become tuples); unknown keys are an error."""
         if not isinstance(values, Mapping):
             raise SpecError(f"a data config must be a mapping, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise SpecError(f"unknown data config field(s): {', '.join(map(str, unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        converted: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**converted)
 
     @classmethod
     def from_json(cls, text: str) -> DataConfig:
