@@ -208,13 +208,8 @@ def live_model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
 def _tags_of(host: PluginHost, name: str, model: ComposedModel) -> dict[str, Any]:
     """The model's weight tags, its default tag, and that tag's data config (the
     architecture's own when it has none)."""
-    registry = host.registry
-    tags = []
-    for tag_name in registry.names("weights", f"{name}.*"):
-        try:
-            tags.append(registry.get("weights", tag_name).obj)
-        except RegistryCoreError:  # contested: `plugins` says so
-            continue
+    registry = host.registry  # names() lists decided entries only: a contested tag is not among them
+    tags = [registry.get("weights", tag_name).obj for tag_name in registry.names("weights", f"{name}.*")]
     default = next((t for t in tags if t.default), None)
     return {"tags": [t.tag for t in tags], "default_tag": default.tag if default else "",
             "data_config": (default.data if default else model.data_config).to_dict()}

@@ -25,7 +25,9 @@ from ..files import atomic_write
 from ..weights.checkpoints import read_checkpoint, sha256
 from ..weights.safetensors_io import read_metadata
 from . import manifest
+from .catalog import default_host
 from .library_caches import CACHE_PREFERENCE
+from .pretrained import _described
 
 OURS = "registry-core"
 SHOWN = 4  # differences listed per candidate
@@ -92,7 +94,8 @@ def identify_checkpoint(path: str | os.PathLike, *, source: str | None = None) -
     candidates = [_compare(found, model, library, expected) for (model, library), expected in _layouts(source)]
     candidates.sort(key=lambda c: (-c.score, _rank(c.source), c.model))
     exact = tuple(c for c in candidates if c.exact)
-    tags = _tags_by_hash(digest)
+    described = _described()
+    tags = _tags_by_hash(described, digest)
     tag = None
     if tags:
         tag_name, library = tags[0]
@@ -101,7 +104,7 @@ def identify_checkpoint(path: str | os.PathLike, *, source: str | None = None) -
         exact = tuple(preferred) + tuple(c for c in exact if c not in preferred)
         if len(tags) > 1:
             notes.append(f"the hash also matches {', '.join(n for n, _ in tags[1:])}")
-    notes += _file_name_notes(Path(path).name, digest)
+    notes += _file_name_notes(described, Path(path).name, digest)
     if exact:
         best = exact[0]
         if len(exact) > 1:
@@ -109,16 +112,15 @@ def identify_checkpoint(path: str | os.PathLike, *, source: str | None = None) -
             notes.append(f"the same layout is also {others}'s")
         return Identification(str(path), digest, best.model, best.source, tag, exact, notes=tuple(notes))
     closest = tuple(c for c in candidates[:3] if c.score > 0)
-    notes += [_head_note(c, found) for c in closest[:1] if _head_note(c, found)]
+    head_note = _head_note(closest[0], found) if closest else ""
+    notes += [head_note] if head_note else []
     return Identification(str(path), digest, None, None, tag, (), closest, tuple(notes))
 
 
-def _file_name_notes(name: str, digest: str) -> list[str]:
+def _file_name_notes(described: dict[str, dict[str, Any]], name: str, digest: str) -> list[str]:
     """A file named like a registered upstream file whose content is something else."""
-    from .pretrained import _described
-
     return [f"named like {source['library']}'s file of {tag}, but its sha256 does not start with {source['sha256']}"
-            for tag, info in _described().items() for source in info["sources"]
+            for tag, info in described.items() for source in info["sources"]
             if source["file"] == name and source["sha256"] and not digest.startswith(source["sha256"])]
 
 
@@ -174,13 +176,11 @@ def _rank(library: str) -> int:
     return order.index(library) if library in order else len(order)
 
 
-def _tags_by_hash(digest: str) -> list[tuple[str, str]]:
+def _tags_by_hash(described: dict[str, dict[str, Any]], digest: str) -> list[tuple[str, str]]:
     """``(tag, library)`` of every registered source whose hash the file's starts with,
     the longest (most certain) registered hash first."""
-    from .pretrained import _described
-
     hits = [(len(source["sha256"]), name, source["library"])
-            for name, info in _described().items() for source in info["sources"]
+            for name, info in described.items() for source in info["sources"]
             if source["sha256"] and digest.startswith(source["sha256"])]
     return [(name, library) for _, name, library in sorted(hits, key=lambda hit: (-hit[0], hit[1], hit[2]))]
 
@@ -197,27 +197,22 @@ def _signatures() -> list[tuple[tuple[str, str], dict[str, list[int]]]]:
     path = None
     if host is None:
         key = manifest.manifest_key()
-        path = manifest.manifest_path(key).with_name(manifest.manifest_path(key).stem + "-layouts.json")
+        index = manifest.manifest_path(key)
+        path = index.with_name(f"{index.stem}-layouts.json")
         try:
             cached = json.loads(path.read_text())
             if cached.get("key") == key:
                 return [((m, lib), keys) for m, lib, keys in cached["layouts"]]
         except (OSError, ValueError, AttributeError, TypeError):
             pass
-    layouts = _compute_signatures(default_host())
+    layouts = _compute_signatures(default_host())  # loads the plugins
     if path is not None:
         try:
             with atomic_write(path, mode="w") as handle:
-                json.dump({"key": manifest.manifest_key(), "layouts": [[m, lib, keys] for (m, lib), keys in layouts]}, handle)
+                json.dump({"key": key, "layouts": [[m, lib, keys] for (m, lib), keys in layouts]}, handle)
         except OSError:
             pass
     return layouts
-
-
-def default_host() -> Any:
-    from ..plugins.host import default_host as load
-
-    return load()
 
 
 @functools.cache

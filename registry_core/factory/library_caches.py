@@ -25,16 +25,20 @@ first (for the models it has, whose names and weights ours follow), then timm's;
 converter of any other source comes after these, by name. See ``docs/weights.md``."""
 
 
+def cache_rank(library: str) -> tuple[int, str]:
+    """Where ``library``'s cache comes in ``CACHE_PREFERENCE`` order (others after, by name)."""
+    order = CACHE_PREFERENCE.index(library) if library in CACHE_PREFERENCE else len(CACHE_PREFERENCE)
+    return order, library
+
+
 def by_cache_preference(converters: list[Converter]) -> list[Converter]:
     """``converters`` in the order their sources' caches are tried."""
-    rank = {source: i for i, source in enumerate(CACHE_PREFERENCE)}
-    return sorted(converters, key=lambda c: (rank.get(c.source, len(rank)), c.source))
+    return sorted(converters, key=lambda c: cache_rank(c.source))
 
 
 def sources_by_preference(sources: tuple[WeightSource, ...]) -> list[WeightSource]:
     """A weight tag's sources in the order their caches are tried."""
-    rank = {source: i for i, source in enumerate(CACHE_PREFERENCE)}
-    return sorted(sources, key=lambda s: (rank.get(s.library, len(rank)), s.library))
+    return sorted(sources, key=lambda s: cache_rank(s.library))
 
 
 def source_files(source: WeightSource) -> list[Path]:

@@ -132,12 +132,7 @@ def build() -> dict[str, Any]:
             models[name] = live_model_info(name)
         except Exception as exc:  # one unbuildable model must not hide the others
             unavailable[name] = str(exc) if isinstance(exc, RegistryCoreError) else f"{type(exc).__name__}: {exc}"
-    weights = {}
-    for name in registry.names("weights"):
-        try:
-            weights[name] = registry.get("weights", name).obj.describe()
-        except RegistryCoreError:  # contested: `plugins` reports it
-            continue
+    weights = {name: registry.get("weights", name).obj.describe() for name in registry.names("weights")}
     return {
         "models": models,
         "unavailable": unavailable,

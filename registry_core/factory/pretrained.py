@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import UnknownComponentError, WeightsError
 from ..weights.tags import WeightSource, WeightTag, split_name
 from . import manifest
+from .catalog import default_host
 from .library_caches import (
     by_cache_preference,
     cached_checkpoint,
@@ -31,12 +32,6 @@ from .library_caches import (
     sources_by_preference,
 )
 from .store import store_path
-
-
-def default_host():
-    from ..plugins.host import default_host as load
-
-    return load()
 
 
 def resolve_weights(name: str) -> tuple[str, WeightTag | None]:
@@ -69,24 +64,40 @@ def ensure_pretrained(name: str, *, allow_non_finite: bool = False) -> Path:
     model, tag = resolve_weights(name)
     if tag is None:
         return _untagged(model, allow_non_finite)
+    stored = stored_file(tag.name, tag.default)
+    if stored is not None:
+        return stored
     path = store_path(tag.name)
-    if path.is_file():
-        return path
-    legacy = store_path(model)  # stored before tags existed: the model's default weights
-    if tag.default and legacy.is_file():
-        return legacy
-    for source in sources_by_preference(tag.sources):
-        cached = cached_source_file(source)
-        if cached is not None:
-            from .conversion import convert_from
+    found = cached_file(tag.sources)
+    if found is not None:
+        from .conversion import convert_from
 
-            warnings.warn(f"converting {source.library}'s cached {cached} into {path} (once)", UserWarning, stacklevel=3)
-            convert_from(source.library, model, cached, path, allow_non_finite=allow_non_finite, tag=tag.tag)
-            return path
+        source, cached = found
+        warnings.warn(f"converting {source.library}'s cached {cached} into {path} (once)", UserWarning, stacklevel=3)
+        convert_from(source.library, model, cached, path, allow_non_finite=allow_non_finite, tag=tag.tag)
+        return path
     raise WeightsError(f"no pretrained weights for {tag.name} in {path.parent} (nothing is downloaded); "
                        + "; or ".join(placement(s) for s in sources_by_preference(tag.sources))
                        + f"; or convert a checkpoint you have: registry-core convert --from LIBRARY --model {model} "
                        f"--tag {tag.tag} --checkpoint FILE --out {path}")
+
+
+def stored_file(name: str, default: bool) -> Path | None:
+    """The store's file of tag ``name`` (``model.tag``); for a default tag, a file stored
+    before tags existed (``<model>.safetensors``) serves too."""
+    for path in (store_path(name), *([store_path(split_name(name)[0])] if default else [])):
+        if path.is_file():
+            return path
+    return None
+
+
+def cached_file(sources: tuple[WeightSource, ...]) -> tuple[WeightSource, Path] | None:
+    """The first source, in cache-preference order, whose library's cache holds its file."""
+    for source in sources_by_preference(sources):
+        cached = cached_source_file(source)
+        if cached is not None:
+            return source, cached
+    return None
 
 
 def placement(source: WeightSource) -> str:
@@ -144,18 +155,15 @@ def pretrained_info(name: str) -> dict[str, Any]:
         candidates = [n for n in described if n.startswith(f"{model}.")] or list(described)
         raise UnknownComponentError("weights", name, candidates)
     info = dict(described[name])
-    model = info["model"]
-    sources = [WeightSource(**{k: v for k, v in s.items() if k != "data_config"}) for s in info["sources"]]
-    stored = store_path(name)
-    legacy = store_path(model)
-    if stored.is_file() or (info["default"] and legacy.is_file()):
-        info.update(status="store", path=str(stored if stored.is_file() else legacy))
+    sources = tuple(WeightSource(**{k: v for k, v in s.items() if k != "data_config"}) for s in info["sources"])
+    stored = stored_file(name, info["default"])
+    if stored is not None:
+        info.update(status="store", path=str(stored))
         return info
-    for source in sources_by_preference(tuple(sources)):
-        cached = cached_source_file(source)
-        if cached is not None:
-            info.update(status="cache", library=source.library, path=str(cached))
-            return info
+    found = cached_file(sources)
+    if found is not None:
+        info.update(status="cache", library=found[0].library, path=str(found[1]))
+        return info
     info.update(status="absent", advice="; or ".join(placement(s) for s in sources) or "no known source")
     return info
 
