@@ -2,6 +2,9 @@
 
 ``atomic_write`` writes to a temporary file in the same folder, flushes and fsyncs it,
 then renames it over the target: a crash leaves either the old file or the new one.
+A killed writer cannot remove its temporary file, so each one is named after the host and
+process that writes it (``.NAME.rc-tmp-HOST-PID-XXXX``), and every write first removes
+those of this host's writers that are no longer running: killed writes never pile up.
 The file ends with the mode a plain ``open(path, "w")`` would give it (``0o666`` less
 the umask), not the owner-only mode of a temporary file. Any failure to write is a
 ``WriteError`` naming the file.
@@ -10,7 +13,10 @@ the umask), not the owner-only mode of a temporary file. Any failure to write is
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +25,8 @@ from typing import IO
 from .errors import WriteError
 
 ENV_HOME = "REGISTRY_CORE_HOME"
+TEMP_MARK = ".rc-tmp-"
+_TEMP_NAME = re.compile(r"^\..*\.rc-tmp-([0-9a-f]{8})-(\d+)-[^/]*$")
 
 
 def home() -> Path:
@@ -44,6 +52,45 @@ def refuse_folder(path: str | os.PathLike) -> None:
         raise WriteError(f"cannot write {path}: it is a folder; give a file name inside it instead")
 
 
+def _host_tag() -> str:
+    """Eight hex digits naming this machine: process ids mean nothing on another host
+    sharing the folder (a network home), so only this host's temporaries are judged."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _running(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a pid we wrote: leave it alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # alive but someone else's, or not a valid pid: never remove it
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that writers on this host, now dead, left in ``folder``;
+    return what was removed. A live writer's file, another host's, or any file not named
+    by ``atomic_write`` is never touched."""
+    removed: list[Path] = []
+    host = _host_tag()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name) if TEMP_MARK in entry.name else None
+        if match is None or match.group(1) != host or _running(int(match.group(2))):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
 def _replacing(path: str | os.PathLike) -> Iterator[str]:
     """A temporary sibling of ``path`` that replaces it if the block succeeds and is
@@ -53,7 +100,10 @@ def _replacing(path: str | os.PathLike) -> Iterator[str]:
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        remove_stale_temporaries(target.parent)
+        # the target's name is cut so the temporary's name stays within the file system's limit
+        prefix = f".{target.name[:120]}{TEMP_MARK}{_host_tag()}-{os.getpid()}-"
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix)
         os.close(fd)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it owner-only

@@ -81,3 +81,54 @@ def test_home_follows_the_environment(tmp_path, monkeypatch):
     assert home() == tmp_path / "store"
     monkeypatch.delenv("REGISTRY_CORE_HOME")
     assert home() == Path.home() / ".cache" / "registry_core"
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from registry_core.files import atomic_write_path
+
+def write_then_die(tmp):
+    Path(tmp).write_bytes(b"half a file")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+atomic_write_path(sys.argv[1], write_then_die)
+"""
+
+
+def _killed_write(target: Path) -> list[str]:
+    """Run a writer that is killed mid-write; return the temporaries it left behind."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], capture_output=True)
+    assert done.returncode == -9
+    return [name for name in os.listdir(target.parent) if name != target.name]
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write_into_the_folder(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"the old file")
+    left = _killed_write(tmp_path / "model.safetensors")
+    assert len(left) == 1 and ".rc-tmp-" in left[0] and str(os.getpid()) not in left[0]
+    assert _killed_write(tmp_path / "other.bin") and len(os.listdir(tmp_path)) == 2  # the second kill swept the first
+    registry_core.save(registry_core.create("lenet5"), tmp_path / "lenet5.safetensors")
+    assert sorted(os.listdir(tmp_path)) == ["lenet5.safetensors", "model.safetensors"]
+    assert (tmp_path / "model.safetensors").read_bytes() == b"the old file"
+
+
+def test_live_writers_other_hosts_and_foreign_files_are_left_alone(tmp_path):
+    from registry_core.files import _host_tag, remove_stale_temporaries
+
+    kept = [
+        f".a.bin.rc-tmp-{_host_tag()}-{os.getpid()}-x1",  # this process is alive
+        f".a.bin.rc-tmp-{'0' * 8 if _host_tag() != '0' * 8 else '1' * 8}-999999999-x2",  # another host's
+        ".a.bin.rc-tmp-notahost-1-x3",
+        "a.bin.rc-tmp-00000000-1-x4",  # not hidden: not ours
+        ".a.bin.abc123.tmp",  # an older writer's name, which we cannot judge
+    ]
+    for name in kept:
+        (tmp_path / name).write_bytes(b"")
+    dead = tmp_path / f".a.bin.rc-tmp-{_host_tag()}-999999999-x5"
+    dead.write_bytes(b"")
+    assert remove_stale_temporaries(tmp_path) == [dead]
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
