@@ -15,7 +15,7 @@ CORE = Path(registry_core.__file__).resolve().parent
 
 # Bottom to top; a module belongs to the layer of its longest matching prefix.
 LAYERS = [
-    ("base", ("registry_core._version", "registry_core.errors", "registry_core.files")),
+    ("base", ("registry_core._version", "registry_core.errors", "registry_core.files", "registry_core.text")),
     ("model", ("registry_core.model",)),
     ("weights", ("registry_core.weights",)),
     ("plugins", ("registry_core.plugins",)),

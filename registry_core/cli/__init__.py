@@ -4,12 +4,14 @@ Each command area lives in its own module of this package and adds its subcomman
 through ``add_commands(subparsers)``; modules are found, not listed. They import what
 a command needs (torch included) only when that command runs. Any ``RegistryCoreError`` (or a
 ``ValueError`` raised while checking user input) becomes one line on stderr and exit
-code 2, never a traceback.
+code 2, never a traceback. Everything a command prints goes through
+``text.EscapingStream``: text from a file, the index or the user cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
 import sys
@@ -17,6 +19,7 @@ import warnings
 
 from .._version import __version__
 from ..errors import RegistryCoreError
+from ..text import EscapingStream, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with escaped_output():
+        return _run(argv)
+
+
+@contextlib.contextmanager
+def escaped_output():
+    """Route stdout and stderr through the terminal escaping for the command's duration."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(stdout), EscapingStream(stderr)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -42,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args) or 0
         except (RegistryCoreError, ValueError) as exc:
-            print(f"registry-core: error: {exc}", file=sys.stderr)
+            print(f"registry-core: error: {one_line(exc)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("registry-core: interrupted", file=sys.stderr)
