@@ -145,3 +145,85 @@ def test_the_manifest_is_written_atomically_into_the_home_folder(no_live_host):
     folder = manifest.manifest_path(manifest.manifest_key()).parent
     assert folder.parent == home() and str(folder).startswith(os.environ["REGISTRY_CORE_HOME"])
     assert [p.suffix for p in folder.iterdir()] == [".json"]  # no temporary file left behind
+
+
+def _forge(path, edit, *, digest=True):
+    """Rewrite the index at ``path`` with ``edit(content)`` applied, its digest recomputed
+    (a careful forger) or left as it was (a hand edit)."""
+    from registry_core.factory.index_schema import content_digest
+
+    document = json.loads(path.read_text())
+    edit(document["content"])
+    if digest:
+        document["digest"] = content_digest(document["content"])
+    path.write_text(json.dumps(document))
+
+
+FORGERIES = {
+    "a model of a distribution that is not installed": lambda c: c["models"].update(
+        fake={**c["models"]["lenet5"], "name": "fake", "distribution": "evil-dist"}) or c["components"]["model"].append("fake"),
+    "params as text": lambda c: c["models"]["lenet5"].update(params="many"),
+    "a negative count": lambda c: c["models"]["lenet5"].update(params=-1, params_inference=-1),
+    "an unknown field": lambda c: c["models"]["lenet5"].update(advice="run this"),
+    "std of zero": lambda c: c["models"]["lenet5"].update(std=[0.0]),
+    "a section of the wrong type": lambda c: c.update(plugins={"a": 1}),
+    "a model the registry does not list": lambda c: c["components"]["model"].remove("lenet5"),
+    "a plugin record of the wrong shape": lambda c: c["plugins"].append({"name": 5}),
+    "a name with an escape": lambda c: c["components"]["block"].append("evil\x1b[2J"),
+    "a deeply nested value": lambda c: c["models"]["lenet5"].update(description=json.loads("[" * 50 + "]" * 50)),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES, ids=list(FORGERIES))
+def test_a_forged_or_mistyped_index_is_never_shown_and_is_rebuilt(no_live_host, forgery, monkeypatch, capsys):
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "lenet")
+    path = manifest.manifest_path(manifest.manifest_key())
+    good = manifest.current()
+    _forge(path, FORGERIES[forgery])
+    assert manifest.current() == good
+    assert registry_core.model_info("lenet5")["params"] == 61_706 and main(["list"]) == 0
+    assert "fake" not in capsys.readouterr().out
+
+
+def test_tag_files_that_point_outside_their_folder_and_hand_edits_are_rejected(no_live_host, monkeypatch):
+    path = manifest.manifest_path(manifest.manifest_key())
+    good = manifest.current()
+    tag = next(name for name, entry in good["weights"].items() if entry["sources"] and entry["sources"][0]["file"])
+
+    def escape_the_folder(content):
+        content["weights"][tag]["sources"][0]["file"] = "../../etc/passwd"
+
+    def impossible_metric(content):
+        content["weights"][tag]["metrics"]["top1"] = 140.0
+
+    for edit in (escape_the_folder, impossible_metric):
+        _forge(path, edit)
+        assert manifest.current()["weights"][tag] == good["weights"][tag]
+    _forge(path, lambda content: content["models"]["resnet50"].update(params=1), digest=False)  # a careless hand edit
+    assert registry_core.model_info("resnet50", flops=False)["params"] == 25_557_032
+
+
+def test_flops_are_counted_on_first_request_and_kept_in_the_index(no_live_host, monkeypatch):
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "lenet")
+    key = manifest.manifest_key()
+    assert "gflops" not in manifest.current()["models"]["lenet5"]  # building the index counted none
+    gflops = registry_core.model_info("lenet5")["gflops"]
+    assert gflops > 0 and json.loads(manifest.manifest_path(key).read_text())["content"]["models"]["lenet5"]["gflops"] == gflops
+
+
+def test_a_rebuild_reuses_the_counts_of_models_whose_sources_did_not_change(no_live_host, monkeypatch):
+    from registry_core.factory import catalog
+
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "lenet,resnet")
+    first = manifest.current()
+    builds = []
+    real = catalog._meta_model.__wrapped__
+    monkeypatch.setattr(catalog, "_meta_model", lambda host, name: builds.append(name) or real(host, name))
+    monkeypatch.setenv("REGISTRY_CORE_PREFER", "resnet50=registry-resnet")  # another key: a rebuild
+    second = manifest.current()
+    assert builds == [] and second["models"]["resnet50"]["params"] == first["models"]["resnet50"]["params"]
+    second["models"]["resnet18"]["depends"]["registry-resnet"] = "edited"
+    manifest._write(manifest.manifest_path(manifest.manifest_key()), manifest.manifest_key(), second)
+    monkeypatch.setenv("REGISTRY_CORE_PREFER", "resnet50=registry-resnet,lenet5=registry-lenet")
+    manifest.current()
+    assert builds == ["resnet18"]  # only the model whose sources changed is built again

@@ -17,6 +17,7 @@ from . import manifest
 
 if TYPE_CHECKING:
     from ..model.compose import ComposedModel
+    from ..model.data_config import DataConfig
     from ..plugins.host import PluginHost
     from ..weights.keymaps import Converter
 
@@ -68,7 +69,11 @@ def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | 
 
 def _all_model_infos(host: Any, flops: bool) -> dict[str, dict[str, Any]]:
     if host is None:
-        return manifest.current()["models"]
+        models = manifest.current()["models"]
+        if flops:
+            for name, info in models.items():
+                info.setdefault("gflops", _counted_gflops(name))
+        return models
     infos = {}
     for name in host.registry.names("model"):
         try:
@@ -170,25 +175,46 @@ def _from_manifest(content: dict[str, Any], name: str, flops: bool) -> dict[str,
         info["data_config"] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     if not flops:
         info.pop("gflops", None)
+    elif "gflops" not in info:
+        info["gflops"] = _counted_gflops(name)
     return info
 
 
-def live_model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
-    """``model_info`` from the loaded plugins."""
+def _counted_gflops(name: str) -> float:
+    """A model's FLOPs, counted on first request (loading the plugins) and kept in the index."""
+    gflops = _gflops(default_host(), name)
+    manifest.remember(name, "gflops", gflops)
+    return gflops
+
+
+def live_model_info(name: str, *, flops: bool = True, counts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``model_info`` from the loaded plugins. ``counts`` (parameter counts, auxiliary
+    heads, perhaps FLOPs, as an earlier index recorded them) spare the model's build."""
+    from ..model.data_config import DataConfig
+    from .build import spec_from
+
     host = default_host()
-    model = _meta_model(host, name)
-    provenance, meta = model.provenance, model.meta
+    meta = spec_from(host, name, {}).meta
+    provenance = host.registry.get("model", name).provenance
+    if counts is None or not {"params", "params_inference", "aux_heads"} <= set(counts):
+        model = _meta_model(host, name)
+        counts = {"params": sum(p.numel() for p in model.parameters()),
+                  "params_inference": sum(p.numel() for n, p in model.named_parameters() if not n.startswith("aux_heads.")),
+                  "aux_heads": len(model.aux_heads)}
     info: dict[str, Any] = {
         "name": name,
         "family": meta.family,
         "plugin": provenance.plugin,
         "distribution": provenance.distribution,
         "version": provenance.version,
-        "params": sum(p.numel() for p in model.parameters()),
-        "params_inference": sum(p.numel() for n, p in model.named_parameters() if not n.startswith("aux_heads.")),
+        "params": counts["params"],
+        "params_inference": counts["params_inference"],
     }
     if flops:
         info["gflops"] = _gflops(host, name)
+        manifest.remember(name, "gflops", info["gflops"], host)
+    elif "gflops" in counts:
+        info["gflops"] = counts["gflops"]
     info.update(
         num_classes=meta.num_classes,
         input_size=meta.input_size,
@@ -197,22 +223,22 @@ def live_model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
         std=meta.std,
         interpolation=meta.interpolation,
         crop_pct=meta.crop_pct,
-        aux_heads=len(model.aux_heads),
+        aux_heads=counts["aux_heads"],
         description=meta.description,
         paper=meta.paper,
     )
-    info.update(_tags_of(host, name, model))
+    info.update(_tags_of(host, name, DataConfig.from_meta(meta)))
     return info
 
 
-def _tags_of(host: PluginHost, name: str, model: ComposedModel) -> dict[str, Any]:
+def _tags_of(host: PluginHost, name: str, architecture_data: DataConfig) -> dict[str, Any]:
     """The model's weight tags, its default tag, and that tag's data config (the
     architecture's own when it has none)."""
     registry = host.registry  # names() lists decided entries only: a contested tag is not among them
     tags = [registry.get("weights", tag_name).obj for tag_name in registry.names("weights", f"{name}.*")]
     default = next((t for t in tags if t.default), None)
     return {"tags": [t.tag for t in tags], "default_tag": default.tag if default else "",
-            "data_config": (default.data if default else model.data_config).to_dict()}
+            "data_config": (default.data if default else architecture_data).to_dict()}
 
 
 @functools.cache

@@ -7,11 +7,19 @@ exactly that: every ``registry_core`` entry point with its distribution and vers
 the modification times and sizes of its source files (an editable install changes
 without a new version; so does the core's own source), the interpreter's environment, and ``REGISTRY_CORE_PLUGINS`` / ``REGISTRY_CORE_PREFER`` /
 ``prefer.txt``. A different key is a different file, so environments never share
-one and nothing stale is ever read. A corrupt or foreign file is ignored and rebuilt.
+one and nothing stale is ever read. A file that fails ``index_schema``'s checks (corrupt,
+foreign, hand-edited or forged) is ignored and rebuilt.
+
+The index is lazy: building it loads the plugins and builds each model once on the meta
+device for its parameter counts, but counts no FLOPs; ``remember`` caches those per model
+on first request. A rebuild reuses the counts of every model whose distributions (and
+their source files) are unchanged since an earlier index, so installing one plugin
+costs the work of that plugin's models only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -25,11 +33,16 @@ from typing import Any
 from .._version import __version__
 from ..errors import RegistryCoreError
 from ..files import atomic_write, home
+from .index_schema import IndexRejected, check_document, content_digest
 
 FORMAT = "registry-core-manifest"
 VERSION = 2
 GROUP = "registry_core"
 ENV_VARS = ("REGISTRY_CORE_PLUGINS", "REGISTRY_CORE_PREFER")
+MAX_BYTES = 64 * 2**20  # far above any real index; a larger file is not ours
+REUSED_FIELDS = ("params", "params_inference", "aux_heads", "gflops")  # what costs a model build to know
+SLOW_BUILD_S = 1.0
+KEPT_INDEXES = 8  # an index per environment and plugin set seen lately; older ones are removed
 
 
 def live_host() -> Any:
@@ -91,45 +104,105 @@ def current() -> dict[str, Any]:
         return cached
     started = time.perf_counter()
     tty = sys.stderr.isatty()
-    if tty:  # a person is waiting: say why this call is slow (scripts and logs get no noise)
+    if tty:  # a person is waiting: say why this call is slow
         print("registry-core: indexing the installed plugins (once per change of plugins)...", end="", file=sys.stderr, flush=True)
-    content = build()
+    content = build(_earlier_counts(key))
     _write(path, key, content)
+    _prune(path.parent, keep=KEPT_INDEXES)
+    elapsed = time.perf_counter() - started
     if tty:
-        print(f" {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        print(f" {elapsed:.1f} s", file=sys.stderr)
+    elif elapsed > SLOW_BUILD_S:  # a log or a pipe gets one line, and only when it explains a wait
+        print(f"registry-core: indexed the installed plugins in {elapsed:.1f} s (once per change of plugins)",
+              file=sys.stderr)
     return content
+
+
+_remembered: set[tuple[Path, str]] = set()
+
+
+def remember(name: str, field: str, value: Any, host: Any = None) -> None:
+    """Cache one model's lazily computed ``field`` (its FLOP count) in the current index,
+    once per process. Given the live ``host``, only when that host holds exactly the
+    installed plugins (one added in-process would make the answer not the index's)."""
+    if host is not None and not all(record.entry_point for record in host.records.values()):
+        return
+    key = manifest_key()
+    path = manifest_path(key)
+    if (path, name) in _remembered:
+        return
+    _remembered.add((path, name))
+    content = _read(path, key)
+    if content is not None and name in content["models"] and content["models"][name].get(field) != value:
+        content["models"][name][field] = value
+        _write(path, key, content)
 
 
 def _write(path: Path, key: dict[str, Any], content: dict[str, Any]) -> None:
     try:
         with atomic_write(path, mode="w") as handle:
-            json.dump({"key": key, "content": content}, handle)
+            json.dump({"key": key, "content": content, "digest": content_digest(content)}, handle)
     except OSError:
         pass  # an unwritable home folder only costs the next call the same work
 
 
 def _read(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The checked content of the index at ``path``, or None: anything off is never shown."""
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if path.stat().st_size > MAX_BYTES:
+            return None
+        return check_document(json.loads(path.read_text()), key)
+    except (OSError, ValueError, RecursionError, IndexRejected):
         return None
-    if not isinstance(document, dict) or document.get("key") != key or not isinstance(document.get("content"), dict):
-        return None  # foreign, truncated or hand-edited: build it again
-    return document["content"]
 
 
-def build() -> dict[str, Any]:
-    """Load every plugin and record what the listings show. Imports torch."""
+def _prune(folder: Path, keep: int) -> None:
+    with contextlib.suppress(OSError):
+        indexes = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in indexes[keep:]:
+            old.unlink()
+
+
+def _earlier_counts(key: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """From the newest earlier index of this same core and interpreter: each model's
+    ``depends`` and costly counts, to be reused where the model's sources are unchanged."""
+    folder = home() / "manifests"
+    try:
+        candidates = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)[:8]
+    except OSError:
+        return {}
+    same = {field: key[field] for field in ("format", "version", "core", "python", "environment")}
+    for path in candidates:
+        try:
+            if path.stat().st_size > MAX_BYTES:
+                continue
+            document = json.loads(path.read_text())
+            old_key = document.get("key") if isinstance(document, dict) else None
+            if not isinstance(old_key, dict) or old_key == key or any(old_key.get(f) != v for f, v in same.items()):
+                continue
+            return check_document(document, old_key)["models"]
+        except (OSError, ValueError, RecursionError, IndexRejected):
+            continue
+    return {}
+
+
+def build(earlier: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Load every plugin and record what the listings show. Imports torch. A model whose
+    ``depends`` equal its entry in ``earlier`` keeps that entry's counts without a build."""
     from ..plugins.host import default_host
     from .catalog import live_model_info
 
     host = default_host()
     registry = host.registry
+    stamps = _distribution_stamps(manifest_key())
     models: dict[str, Any] = {}
     unavailable: dict[str, str] = {}
     for name in registry.names("model"):
         try:
-            models[name] = live_model_info(name)
+            depends = _depends(host, name, stamps)
+            old = (earlier or {}).get(name)
+            reuse = {f: old[f] for f in REUSED_FIELDS if f in old} if old and old.get("depends") == depends else None
+            models[name] = {**live_model_info(name, flops=False, counts=reuse), "depends": depends}
         except Exception as exc:  # one unbuildable model must not hide the others
             unavailable[name] = str(exc) if isinstance(exc, RegistryCoreError) else f"{type(exc).__name__}: {exc}"
     weights = {name: registry.get("weights", name).obj.describe() for name in registry.names("weights")}
@@ -142,3 +215,29 @@ def build() -> dict[str, Any]:
         "contested": [{"kind": c.kind, "name": c.name, "text": str(c), "settled": c.chosen is not None}
                       for c in registry.contests.values()],
     }
+
+
+def _distribution_stamps(key: dict[str, Any]) -> dict[str, str]:
+    stamps: dict[str, list[str]] = {}
+    for _name, _value, dist, version, stamp in key["entry_points"]:
+        stamps.setdefault(dist, []).append(f"{version}:{stamp}")
+    return {dist: ";".join(sorted(values)) for dist, values in stamps.items()}
+
+
+def _depends(host: Any, name: str, stamps: dict[str, str]) -> dict[str, str]:
+    """The distributions whose components build ``name`` (the model's own, its stem,
+    blocks, neck and heads), each with the stamp of its source files."""
+    from .build import spec_from
+
+    registry = host.registry
+    spec = spec_from(host, name, {})
+    parts = [("model", name), ("stem", spec.stem.name), ("head", spec.head.name),
+             *(("block", block) for stage in spec.stages for block in stage.block_names()),
+             *(("head", aux.name) for aux in spec.aux_heads)]
+    if spec.neck is not None and spec.neck.block:
+        parts.append(("block", spec.neck.block))
+    depends = {}
+    for kind, part in parts:
+        dist = registry.get(kind, part).provenance.distribution or "registry-core"
+        depends[dist] = stamps.get(dist, "core")
+    return dict(sorted(depends.items()))
