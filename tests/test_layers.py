@@ -15,7 +15,8 @@ CORE = Path(registry_core.__file__).resolve().parent
 
 # Bottom to top; a module belongs to the layer of its longest matching prefix.
 LAYERS = [
-    ("base", ("registry_core._version", "registry_core.errors", "registry_core.files", "registry_core.text")),
+    ("base", ("registry_core._version", "registry_core.errors", "registry_core.files", "registry_core.text",
+              "registry_core.arguments")),
     ("model", ("registry_core.model",)),
     ("weights", ("registry_core.weights",)),
     ("plugins", ("registry_core.plugins",)),

@@ -11,7 +11,8 @@ import fnmatch
 import functools
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RegistryCoreError, SpecError, UnknownComponentError, UnknownModelError
+from ..arguments import check_name, check_optional_name, check_optional_number, check_pattern
+from ..errors import InvalidOverrideError, RegistryCoreError, SpecError, UnknownComponentError, UnknownModelError
 from ..plugins.records import PluginRecord
 from . import manifest
 
@@ -43,7 +44,12 @@ def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | 
     (whose pretrained weights can be brought in). ``sort`` is name, params or gflops.
     """
     if sort not in SORT_KEYS:
-        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
+        raise InvalidOverrideError("sort", f"must be one of {', '.join(SORT_KEYS)}, got {sort!r:.80}")
+    pattern = check_pattern(pattern)
+    family, plugin = check_optional_name(family, "family"), check_optional_name(plugin, "plugin")
+    max_params = check_optional_number(max_params, "max_params", minimum=0)
+    max_gflops = check_optional_number(max_gflops, "max_gflops", minimum=0)
+    input_size = check_optional_number(input_size, "input_size", minimum=1, integer=True)
     host = manifest.live_host()
     filtered = any(v not in (None, False) for v in (family, plugin, max_params, max_gflops, input_size, pretrained))
     if not filtered and sort == "name":  # every registered name, buildable or not: `list` says which is which
@@ -118,6 +124,7 @@ def get_component(kind: str, name: str) -> Any:
 def list_components(kind: str, pattern: str = "*") -> list[str]:
     """Registered names of ``kind`` matching a shell-style ``pattern``, sorted."""
     _check_kind(kind)
+    pattern = check_pattern(pattern)
     host = manifest.live_host()
     if host is not None:
         return host.registry.names(kind, pattern)
@@ -156,6 +163,7 @@ def model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
     on the meta device (no weights allocated), or from the manifest, without torch.
     ``flops=False`` leaves out ``gflops``, whose counting pass costs more than the rest.
     """
+    check_name(name)
     if manifest.live_host() is not None:
         return live_model_info(name, flops=flops)
     info = _from_manifest(manifest.current(), name, flops)
@@ -168,6 +176,8 @@ def _from_manifest(content: dict[str, Any], name: str, flops: bool) -> dict[str,
     if name not in content["models"]:
         if name in content["unavailable"]:
             return SpecError(content["unavailable"][name])
+        if any(c["kind"] == "model" and c["name"] == name and not c["settled"] for c in content["contested"]):
+            return _contest_error(name)
         return UnknownModelError(name, content["models"])
     info: dict[str, Any] = {k: tuple(v) if k in TUPLE_FIELDS else v for k, v in content["models"][name].items()}
     data = info.get("data_config")
@@ -185,6 +195,16 @@ def _counted_gflops(name: str) -> float:
     gflops = _gflops(default_host(), name)
     manifest.remember(name, "gflops", gflops)
     return gflops
+
+
+def _contest_error(name: str) -> Exception:
+    """What ``create`` says of a contested model name (who claims it, how to choose),
+    from the loaded plugins: the index keeps only a summary."""
+    try:
+        default_host().registry.get("model", name)
+    except RegistryCoreError as exc:
+        return exc
+    return UnknownModelError(name)  # pragma: no cover - the index said contested, the plugins disagree
 
 
 def live_model_info(name: str, *, flops: bool = True, counts: dict[str, Any] | None = None) -> dict[str, Any]:
