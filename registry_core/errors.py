@@ -109,5 +109,14 @@ class ExportError(RegistryCoreError):
     """A model that cannot be exported as asked, or whose export does not reproduce it."""
 
 
+class QuantizationError(ExportError):
+    """A quantised model that agrees too little with its float model on the held-out
+    calibration images; ``report`` holds the figures. Nothing was written."""
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report
+
+
 class PluginWarning(UserWarning):
     """Issued when a plugin is broken; the rest of the registry keeps working."""

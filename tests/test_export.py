@@ -329,3 +329,20 @@ def test_cli_missing_onnx_extra(folder, capsys, without_onnxscript):
         "registry-core: error: ONNX export needs onnxscript, which is not installed: pip install 'registry-core[onnx]'\n")
 
 
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--quantize", "int8"], "--quantize int8 needs --calibrate FOLDER"),
+    (["--calibrate", "{out}"], "--quantize int8 needs --calibrate FOLDER"),
+    (["--quantize", "int8", "--calibrate", "{out}", "--format", "torchscript"], "cannot be combined with --format torchscript"),
+    (["--quantize", "int8", "--calibrate", "{out}", "--image-size", "40"], "drop --image-size"),
+    (["--quantize", "int8", "--calibrate", "{out}/none"], "no such folder of calibration images"),
+    (["--quantize", "int8", "--calibrate", "{out}", "--min-agreement", "2"], "min_agreement must be between 0 and 1"),
+    (["--quantize", "int8", "--calibrate", "{out}", "--held-out", "0"], "held_out must be above 0"),
+    (["--min-cosine", "0.5"], "go with --quantize int8"),
+], ids=["no-calibrate", "no-quantize", "torchscript", "image-size", "no-folder", "agreement", "held-out", "threshold-alone"])
+def test_cli_quantize_misuse_is_one_line_exit_2(args, message, folder, capsys):
+    out = folder / "m.onnx"
+    assert main(["export", "--model", "lenet5", "--out", str(out), *[a.format(out=folder) for a in args]]) == 2
+    assert message in one_line_error(capsys)
+    assert not out.exists()

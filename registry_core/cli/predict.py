@@ -1,26 +1,32 @@
-"""``predict``: label image files with a weights file or a model's pretrained weights."""
+"""``predict``: label image files with a weights file, an exported ONNX file or a model's pretrained weights."""
 
 from __future__ import annotations
 
 import json
 import sys
 
+from ..inference.extras import RUNTIMES, require
+
 
 def add_commands(sub) -> None:
     p = sub.add_parser(
         "predict",
-        help="label images with a weights file or a model's pretrained weights",
+        help="label images with a weights file, an exported .onnx file or a model's pretrained weights",
         description="Print each image's most probable classes. The preprocessing and the class names come from "
-        "the weights file. IMAGE is a file, a folder (its image files, sorted) or a quoted glob pattern "
-        "('photos/**/*.jpg').",
+        "the weights file (or the .onnx file). IMAGE is a file, a folder (its image files, sorted) or a quoted glob "
+        "pattern ('photos/**/*.jpg'). With --runtime onnxruntime, a weights file or model is exported to ONNX once, "
+        "into the cache under $REGISTRY_CORE_HOME/onnx, and that file is reused.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="an image file, a folder of images or a glob pattern")
-    p.add_argument("--weights", metavar="FILE", help="a weights file (it names its model)")
+    p.add_argument("--weights", metavar="FILE", help="a weights file (it names its model), or an .onnx file export wrote")
     p.add_argument("--model", metavar="NAME[.TAG]", help="a registered model (with --pretrained: the store's weights for it)")
     p.add_argument("--pretrained", action="store_true", help="use the store's weights for --model")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the GPU if there is one)")
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+                   help="run on torch or on ONNX Runtime (default: onnxruntime for an .onnx file, torch otherwise)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:1 ... (default: torch on the GPU if there is one; onnxruntime on the CPU)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, predictions} instead of a table")
     p.set_defaults(func=cmd_predict)
 
@@ -34,30 +40,56 @@ def cmd_predict(args) -> int:
         raise ValueError("give --weights FILE or --pretrained, not both")
     if args.top_k < 1 or args.batch_size < 1:
         raise ValueError("--top-k and --batch-size must be at least 1")
+    onnx_file = bool(args.weights) and args.weights.lower().endswith(".onnx")
+    if onnx_file and args.model:
+        raise ValueError("an .onnx file names its own model: give --weights FILE.onnx without --model")
+    if onnx_file and args.runtime == "torch":
+        raise ValueError(f"{args.weights} is an ONNX file: it runs with --runtime onnxruntime, not torch")
+    runtime = "onnxruntime" if onnx_file else args.runtime or "torch"
+    if runtime == "onnxruntime":
+        require(["onnxruntime"] if onnx_file else ["onnx", "onnxscript", "onnxruntime"], "--runtime onnxruntime")
     from ..inference.predict import find_images, predict
 
     found = find_images(args.images)  # before loading a model: a typo fails at once
     for source, count in found.skipped.items():
         print(f"{source}: skipped {count} non-image file{'s' if count != 1 else ''}", file=sys.stderr)
-    import torch
-
-    from ..factory.create import create, load
-
-    if args.model:
-        model = create(args.model, weights=args.weights, pretrained=args.pretrained)
-    else:
-        model = load(args.weights)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model = model.to(device)
-    except (RuntimeError, AssertionError) as exc:  # an unknown device, or CUDA asked for without it
-        raise ValueError(f"cannot run on device {device!r}: {str(exc).splitlines()[0]}") from None
+    model = _onnx_model(args, onnx_file) if runtime == "onnxruntime" else _torch_model(args)
     results = predict(model, found.files, top_k=args.top_k, batch_size=args.batch_size)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     else:
         print(table(results))
     return 0
+
+
+def _torch_model(args):
+    import torch
+
+    from ..factory.create import create, load
+
+    model = create(args.model, weights=args.weights, pretrained=args.pretrained) if args.model else load(args.weights)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return model.to(device)
+    except (RuntimeError, AssertionError) as exc:  # an unknown device, or CUDA asked for without it
+        raise ValueError(f"cannot run on device {device!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _onnx_model(args, onnx_file: bool):
+    """The .onnx file given, or the cached export of the weights file or model (made now if
+    this is its first use, and said so)."""
+    from ..inference.runtime import OnnxModel, cached_onnx
+
+    path, source = args.weights, args.weights
+    if not onnx_file:
+        if args.model:
+            from ..factory.create import create
+
+            source = create(args.model, weights=args.weights, pretrained=args.pretrained)
+        path, created = cached_onnx(source)
+        if created:
+            print(f"exported {args.model or args.weights} to {path} (once: later runs reuse it)", file=sys.stderr)
+    return OnnxModel(path, device=args.device or "cpu")
 
 
 def table(results) -> str:

@@ -16,7 +16,6 @@ checked at batch 1, so a batch baked into the artifact fails the check.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import warnings
@@ -33,11 +32,11 @@ from .._version import __version__
 from ..errors import ExportError, InputSizeError
 from ..files import atomic_write_path, refuse_folder
 from ..model.compose import ComposedModel
+from .extras import ONNX_ADVICE, installed, require
 
 FORMATS = ("torchscript", "exported", "onnx")
 SUFFIXES = {"torchscript": ".pt", "exported": ".pt2", "onnx": ".onnx"}
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
-ONNX_ADVICE = "pip install 'registry-core[onnx]'"
 DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-5  # of the largest reference output: float error grows with the size of the values summed
 EXAMPLE_BATCH = 2
@@ -55,6 +54,7 @@ class ExportResult:
     ``torch.export``, ``onnx dynamo opset N``); ``note`` says why scripting fell back to
     tracing. ``input_shape`` has ``None`` for each dimension the artifact leaves free.
     ``max_abs_diff`` and ``tolerance`` are ``None`` when the check was skipped.
+    ``quantization`` is an int8 file's ``QuantizationReport`` (see ``quantize``).
     """
 
     path: Path
@@ -66,6 +66,7 @@ class ExportResult:
     tolerance: float | None = None
     checked_shape: tuple[int, ...] | None = None
     note: str = ""
+    quantization: Any = None
 
     def shape_summary(self) -> str:
         """``(batch, 3, 224, 224)``: a free dimension by its name, a fixed one by its size."""
@@ -112,7 +113,7 @@ def export(
     by how much. The model is exported in eval mode and left in the mode it was in.
     """
     validate_request(format, out, check=check, batch_size=batch_size)
-    model = _resolve(model_or_file, out)
+    model = resolve_source(model_or_file, out)
     size = _image_size(model, image_size)
     channels = model.data_config.input_size[0]
     dynamic = batch_size is None
@@ -153,17 +154,7 @@ def validate_request(format: str, out: str | os.PathLike, *, check: bool = True,
 def require_onnx(runtime: bool = True) -> None:
     """ONNX export needs onnx and onnxscript, its check onnxruntime: say how to get them
     before any work is done."""
-    missing = [name for name in ONNX_PACKAGES if (runtime or name != "onnxruntime") and not _installed(name)]
-    if missing:
-        raise ExportError(f"ONNX export needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-                          f"not installed: {ONNX_ADVICE}")
-
-
-def _installed(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # a module half-imported or stubbed out without a spec
-        return False
+    require([name for name in ONNX_PACKAGES if runtime or name != "onnxruntime"], "ONNX export")
 
 
 def export_metadata(model: ComposedModel, format: str, method: str, input_shape: Shape) -> dict[str, str]:
@@ -189,7 +180,7 @@ def read_export_metadata(path: str | os.PathLike) -> dict[str, str]:
         with zipfile.ZipFile(path) as archive:
             return {parts[2]: archive.read(name).decode("utf-8") for name in archive.namelist()
                     if len(parts := name.split("/")) == 3 and parts[1] == "extra" and parts[2]}
-    if not _installed("onnx"):
+    if not installed("onnx"):
         raise ExportError(f"{path} is not a TorchScript or .pt2 archive; reading it as ONNX needs onnx: {ONNX_ADVICE}")
     import onnx
 
@@ -200,7 +191,7 @@ def read_export_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {entry.key: entry.value for entry in proto.metadata_props}
 
 
-def _resolve(model_or_file: ComposedModel | str | os.PathLike, out: str | os.PathLike) -> ComposedModel:
+def resolve_source(model_or_file: ComposedModel | str | os.PathLike, out: str | os.PathLike) -> ComposedModel:
     if isinstance(model_or_file, ComposedModel):
         return model_or_file
     if not isinstance(model_or_file, str | os.PathLike):

@@ -1,11 +1,12 @@
 """Labelling images with a model: ``predict(model, images)``.
 
-Each image goes through the model's own preprocessing (``transforms(model)``, from the
-data config its weights recorded), batches run in eval mode under
-``torch.inference_mode``, and the softmax of the main logits gives the top classes,
-named by the class names the weights file recorded (the class index otherwise). Image
-files are decoded one batch at a time, so a long list never sits in memory whole; a
-file that is missing, not an image, or damaged is a ``DataError`` naming it.
+Each image goes through the model's own preprocessing (``transforms``, from the data
+config its weights or its exported file recorded), batches run in eval mode, and the
+softmax of the main logits gives the top classes, named by the class names the file
+recorded (the class index otherwise). The batches run on torch (under
+``torch.inference_mode``) or on ONNX Runtime over an exported file (``runtime.py``).
+Image files are decoded one batch at a time, so a long list never sits in memory
+whole; a file that is missing, not an image, or damaged is a ``DataError`` naming it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
-from ..model.compose import main_logits
+from .runtime import runner
 from .transforms import transforms
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
@@ -60,40 +61,38 @@ class Prediction:
                                                      for s in self.top]}
 
 
-def predict(model: torch.nn.Module, images: Any, *, top_k: int = 5, batch_size: int = 32,
-            progress: bool | None = None) -> list[Prediction]:
+def predict(model: Any, images: Any, *, top_k: int = 5, batch_size: int = 32, progress: bool | None = None,
+            runtime: str | None = None) -> list[Prediction]:
     """The ``top_k`` classes of each image, one ``Prediction`` per image, in order.
 
-    ``images`` is one image or a list of them: paths, PIL images, ``C x H x W`` tensors
-    (``uint8`` 0..255 or float 0..1, not normalised) or a mix; an ``N x C x H x W``
-    tensor is N images. ``progress``: ``None`` shows a bar for long lists when stderr is
-    a terminal; ``True`` always, ``False`` never. The model runs on its own device and
-    dtype and is put back in the mode it was in.
+    ``model`` is a model, a weights file, an exported ``.onnx`` file or an
+    ``OnnxModel``. ``runtime`` is ``"torch"`` or ``"onnxruntime"``; by default an ONNX
+    file runs on ONNX Runtime and anything else on torch. A model or weights file asked
+    to run on ONNX Runtime is exported once into ``$REGISTRY_CORE_HOME/onnx`` and that
+    file is reused. ``images`` is one image or a list of them: paths, PIL images,
+    ``C x H x W`` tensors (``uint8`` 0..255 or float 0..1, not normalised) or a mix; an
+    ``N x C x H x W`` tensor is N images. ``progress``: ``None`` shows a bar for long
+    lists when stderr is a terminal; ``True`` always, ``False`` never. A torch model
+    runs on its own device and dtype and is put back in the mode it was in.
     """
     if top_k < 1 or batch_size < 1:
         raise ValueError(f"top_k and batch_size must be at least 1, got top_k={top_k}, batch_size={batch_size}")
-    if getattr(model, "features_only", False):
-        raise ValueError("this model was built with features_only=True: it has no classifier to predict with")
+    run = runner(model, runtime)
     items = _as_list(images)
-    transform = transforms(model)
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+    transform = transforms(run.data_config)
     bar = _progress_bar(len(items), progress)
-    was_training, results = model.training, []
-    model.eval()
+    results: list[Prediction] = []
     try:
-        with torch.inference_mode():
+        with run.running() as logits_of:
             for start in range(0, len(items), batch_size):
                 chunk = items[start : start + batch_size]
                 batch = torch.stack([_prepared(item, start + i, transform) for i, item in enumerate(chunk)])
-                logits = main_logits(model(batch.to(device=device, dtype=dtype)))
-                results += _top(logits.float().softmax(dim=1), top_k, getattr(model, "class_names", None),
+                logits = logits_of(batch)
+                results += _top(logits.float().softmax(dim=1), top_k, run.class_names,
                                 [_name(item, start + i) for i, item in enumerate(chunk)])
                 if bar is not None:
                     bar.update(len(chunk))
     finally:
-        model.train(was_training)
         if bar is not None:
             bar.close()
     return results
