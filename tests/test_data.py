@@ -1,6 +1,8 @@
 """Registered datasets (the bundled plugin), the DatasetFactory contract, and how the
 core fits images to a model and shards batches across processes."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -95,11 +97,14 @@ def test_mnist_reads_local_idx_files_and_never_downloads(tmp_path):
     assert data.val[2][0].shape == (1, 28, 28) and int(data.val[2][1]) == 2
 
 
-@pytest.mark.parametrize("name, where", [("mnist", "MNIST/raw"), ("cifar10", "cifar-10-batches-py")])
-def test_missing_files_say_where_to_put_them(tmp_path, name, where):
-    with pytest.raises(DataError, match="needs --data-root"):
+@pytest.mark.parametrize("name, where, source", [
+    ("mnist", "MNIST/raw", "http://yann.lecun.com/exdb/mnist/"),
+    ("cifar10", "cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar.html"),
+])
+def test_missing_files_say_where_to_put_them_and_where_they_come_from(tmp_path, name, where, source):
+    with pytest.raises(DataError, match=f"needs --data-root.*{re.escape(source)}"):
         load_dataset(name)
-    with pytest.raises(DataError, match=where):
+    with pytest.raises(DataError, match=f"{where}.*{re.escape(source)}|{re.escape(source)}.*{where}"):
         load_dataset(name, str(tmp_path))
     assert list(tmp_path.iterdir()) == []  # nothing was downloaded or created
 

@@ -14,6 +14,9 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from registry_core import DataError, DatasetFactory
 
+MNIST_SOURCE = "http://yann.lecun.com/exdb/mnist/"  # the official page; torchvision mirrors it on ossci-datasets.s3.amazonaws.com
+CIFAR_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
 
 def _split(dataset: Dataset, val_fraction: float, seed: int) -> tuple[Subset, Subset]:
     """A seeded random split; the same seed always gives the same split."""
@@ -107,11 +110,12 @@ class MNIST(DatasetFactory):
         from torchvision.datasets import MNIST as Source
 
         files = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
-        path = _root("mnist", root, f"MNIST/raw/ with the unzipped files {files}")
+        path = _root("mnist", root, f"MNIST/raw/ with the unzipped files {files} (from {MNIST_SOURCE})")
         try:
             train, val = Source(str(path), train=True), Source(str(path), train=False)
         except RuntimeError:
-            raise DataError(f"dataset 'mnist': files missing; put the unzipped {files} in {path / 'MNIST' / 'raw'}") from None
+            raise DataError(f"dataset 'mnist': files missing; download the four .gz files from {MNIST_SOURCE} "
+                            f"and put them, unzipped ({files}), in {path / 'MNIST' / 'raw'}") from None
         split = [TensorDataset(s.data.unsqueeze(1), s.targets) for s in (train, val)]
         return (*split, list(train.classes))
 
@@ -123,7 +127,7 @@ class CIFAR10(DatasetFactory):
     def load(self, root=None):
         from torchvision.datasets import CIFAR10 as Source
 
-        layout = "cifar-10-batches-py/ (extract cifar-10-python.tar.gz there)"
+        layout = f"cifar-10-batches-py/ (extract there cifar-10-python.tar.gz, the 'python version' from {CIFAR_SOURCE})"
         path = _root("cifar10", root, layout)
         try:
             train, val = Source(str(path), train=True), Source(str(path), train=False)
