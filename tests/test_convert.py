@@ -19,7 +19,7 @@ from registry_core.factory.conversion import convert_from, convert_to, source_mo
 from registry_core.factory.library_caches import CACHE_PREFERENCE, by_cache_preference
 from registry_core.plugins import host as plugins
 from registry_core.testing import perturb_batchnorm
-from registry_core.weights.checkpoints import read_checkpoint
+from registry_core.weights.checkpoints import read_checkpoint, read_foreign
 
 
 @pytest.fixture(autouse=True)
@@ -54,9 +54,18 @@ def test_training_checkpoints_are_unwrapped_and_wrapper_prefixes_removed(tmp_pat
     torch.save(wrapped, tmp_path / "a.pth")
     torch.save({"model": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "b.bin")
     save_file({f"module.{k}": v for k, v in state.items()}, tmp_path / "c.safetensors")
-    for name in ("a.pth", "b.bin", "c.safetensors"):
+    torch.save({"state_dict": {f"model._orig_mod.{k}": v for k, v in state.items()}, "epoch": 1}, tmp_path / "d.ckpt")
+    torch.save({**{f"net.{k}": v for k, v in state.items()}, "epoch": 2, "note": "x"}, tmp_path / "e.pth.tar")
+    for name in ("a.pth", "b.bin", "c.safetensors", "d.ckpt", "e.pth.tar"):
         got = read_checkpoint(tmp_path / name)
         assert got.keys() == state.keys() and all(torch.equal(got[k], state[k]) for k in state)
+    assert read_foreign(tmp_path / "a.pth").steps == ("entry 'state_dict'", "prefix '_orig_mod.' removed",
+                                                      "prefix 'module.' removed")
+    lightning = read_foreign(tmp_path / "d.ckpt")
+    assert lightning.unwrapped == "entry 'state_dict'; prefix 'model.' removed; prefix '_orig_mod.' removed"
+    plain = read_foreign(tmp_path / "e.pth.tar")
+    assert plain.steps == ("dropped epoch, note (not weights)", "prefix 'net.' removed")
+    assert plain.keeping_holder_prefix().state.keys() == {f"net.{k}" for k in state}
 
 
 class CreatesAFile:
@@ -87,12 +96,12 @@ def bad_files(tmp: Path) -> dict[str, Path]:
     write("truncated.safetensors", (tmp / "full.safetensors").read_bytes()[:-100])
     write("text.pth", b"just some text\n" * 10)
     write("pickled-list.pth", pickle.dumps([1, 2, 3]))
-    torch.save({"w": torch.randn(2), "epoch": 3, "note": "x"}, tmp / "not-weights.pth")
+    torch.save({"epoch": 3, "note": "x", "state_dict": {"w": "not a tensor"}}, tmp / "not-weights.pth")
     files["not-weights.pth"] = tmp / "not-weights.pth"
     torch.save({}, tmp / "empty-dict.pth")
     files["empty-dict.pth"] = tmp / "empty-dict.pth"
     write("pickle-as.safetensors", good.read_bytes())
-    write("weights.ckpt", good.read_bytes())
+    write("weights.npz", good.read_bytes())
     return files
 
 

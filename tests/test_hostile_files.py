@@ -1,6 +1,7 @@
 """Hostile and odd files fed to every path that reads one.
 
-Each kind of bad file is written for the tiny test model and handed to each reader
+Each kind of bad file (safetensors files, and training checkpoints for the readers of
+foreign ones) is written for the tiny test model and handed to each reader
 (``load``, ``create(weights=)``, ``pretrained=True`` from the store and from a library
 cache, ``info FILE``, ``convert --from``/``--to``, ``eval --weights``, ``train
 --resume``). Every case ends in our own error, on one line (exit code 2 on the
@@ -9,11 +10,13 @@ command line), or in the documented acceptance; nothing in a file ever runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import pickle
 import struct
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,6 +132,29 @@ def _pickle(path: Path, victim: Path) -> Path:
     return path
 
 
+def _training_checkpoint(path: Path, **entries) -> Path:
+    """A checkpoint as a training script writes it (timm's train.py names them ``*.pth.tar``)."""
+    target = path.with_name(path.name.replace(".safetensors", ".pth.tar"))
+    torch.save({"epoch": 3, "version": 2, **entries}, target)
+    return target
+
+
+def _nested_containers(path: Path, depth: int) -> Path:
+    """``{"state_dict": {"state_dict": ...}}`` ``depth`` levels deep, written opcode by
+    opcode into torch.save's zip layout (pickling it would exhaust Python's recursion)."""
+    target = path.with_name(path.name.replace(".safetensors", ".pth"))
+    torch.save({}, target)
+    key = b"state_dict"
+    entry = b"X" + len(key).to_bytes(4, "little") + key
+    data = b"\x80\x02" + (b"}" + entry) * depth + b"}" + b"s" * depth + b"."
+    with zipfile.ZipFile(target) as original:
+        parts = {name: original.read(name) for name in original.namelist()}
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as rewritten:
+        for name, content in parts.items():
+            rewritten.writestr(name, data if name.endswith("data.pkl") else content)
+    return target
+
+
 def _meta(key: str, value: str):
     return lambda tmp, path, state, header: _write(path, state, {**header, key: value})
 
@@ -179,11 +205,22 @@ KINDS: dict[str, tuple[Callable[..., Path], frozenset]] = {
     "image-size-60000": (_meta("image_size", "60000"), ALL - {"resume"}),
     "key-of-100kb": (_meta("k" * 100_000, "v"), ALL - {"resume"}),
     "too-many-keys": (lambda tmp, p, s, h: _write(p, s, {**h, **{f"k{i}": "v" for i in range(5000)}}), ALL - {"resume"}),
+    # training checkpoints (read with torch.load(weights_only=True) and argparse.Namespace allowed) gone wrong
+    "training-args-with-code": (lambda tmp, p, s, h: _training_checkpoint(
+        p, state_dict=s, args=argparse.Namespace(model=MODEL, hook=CreatesAFile(tmp / "pwned"))), ALL),
+    "training-whole-pickled-model": (lambda tmp, p, s, h: _training_checkpoint(p, model=create(MODEL)), ALL),
+    "training-state-dict-a-list": (lambda tmp, p, s, h: _training_checkpoint(p, state_dict=list(s.values())), ALL),
+    "training-state-dict-of-text": (lambda tmp, p, s, h: _training_checkpoint(p, model={k: "weights" for k in s}), ALL),
+    "training-containers-nested-50k-deep": (lambda tmp, p, s, h: _nested_containers(p, 50_000), ALL),
     # documented acceptance: these load (eval then stops at the unknown dataset); `info` shows text escaped
     "valid-file": (lambda tmp, p, s, h: _write(p, s, h), frozenset({"eval", "resume"})),
     "ansi-escapes-in-metadata": (_meta("note", "\x1b[31mred\x1b[0m\nsecond line\x07"), frozenset({"eval", "resume"})),
+    # a foreign checkpoint loads where foreign checkpoints are read; `info` and `--to` read our files only
+    "valid-training-checkpoint": (lambda tmp, p, s, h: _training_checkpoint(
+        p, state_dict={f"module.{k}": v for k, v in s.items()}, args=argparse.Namespace(model=MODEL, lr=0.1)),
+        frozenset({"info", "convert_to", "store", "eval", "resume"})),
 }
-ACCEPTED = ("valid-file", "ansi-escapes-in-metadata")
+ACCEPTED = ("valid-file", "ansi-escapes-in-metadata", "valid-training-checkpoint")
 
 
 def _read(path_kind: str, bad: Path, tmp: Path, monkeypatch, capsys) -> None:

@@ -4,6 +4,7 @@ from its keys and shapes, its tag from its hash, and a clean refusal of hostile 
 import json
 import os
 import pickle
+import shlex
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -106,14 +107,35 @@ def test_convert_without_model_identifies_the_checkpoint_and_records_the_tag(tmp
     assert identify_checkpoint(out).source == "registry-core" and identify_checkpoint(out).tag == "resnet18.tv_in1k"
 
 
-def test_a_file_it_cannot_place_gets_the_closest_layouts_and_what_differs(tmp_path, capsys):
+def test_a_fine_tuned_file_is_identified_with_its_sizes_and_the_command_that_converts_it(tmp_path, capsys):
     torchvision = pytest.importorskip("torchvision")
     path = tmp_path / "finetuned.pth"
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), path)
     found = identify_checkpoint(path)
+    assert (found.model, found.source, found.num_classes, found.in_chans) == ("resnet18", "torchvision", 10, 3)
+    assert found.options == {"num_classes": 10} and any("10-class classifier" in n for n in found.notes)
+    assert main(["identify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sizes     10 classes, 3 input channels" in out
+    command = next(line for line in out.splitlines() if line.startswith("convert "))[len("convert "):].strip()
+    assert command == found.convert_command() and "--num-classes" not in command
+    argv = shlex.split(command)
+    assert argv[0] == "registry-core" and main(argv[1:] + ["--verify-size", "32"]) == 0
+    assert read_metadata(tmp_path / "finetuned.safetensors")["num_classes"] == "10"
+
+
+def test_a_file_it_cannot_place_gets_the_closest_layouts_and_what_differs(tmp_path, capsys):
+    torchvision = pytest.importorskip("torchvision")
+    path = tmp_path / "edited.pth"
+    state = torchvision.models.resnet18().state_dict()
+    del state["fc.bias"]
+    state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 1, 1)
+    torch.save(state, path)
+    found = identify_checkpoint(path)
     assert found.model is None and found.closest[0].model == "resnet18"
-    assert "fc.weight (10, 512) instead of (1000, 512)" in "; ".join(found.closest[0].differences)
-    assert any("10-class classifier" in n for n in found.notes)
+    differences = "; ".join(found.closest[0].differences)
+    assert "1 key(s) missing, e.g. fc.bias" in differences
+    assert "layer1.0.conv1.weight (64, 64, 1, 1) instead of (64, 64, 3, 3)" in differences
     with pytest.raises(WeightsError, match="matches no registered layout"):
         found.require()
     assert main(["identify", str(path)]) == 1
@@ -121,6 +143,10 @@ def test_a_file_it_cannot_place_gets_the_closest_layouts_and_what_differs(tmp_pa
     assert main(["identify", str(path), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["closest"][0]["model"] == "resnet18"
     assert main(["convert", "--from", "torchvision", "--checkpoint", str(path), "--out", str(tmp_path / "o.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"`registry-core identify {path}` shows more" in err
+    with pytest.raises(WeightsError, match="registry-core identify"):
+        create("resnet18", weights=path)
 
 
 def test_hostile_files_are_refused_cleanly_and_nothing_runs(tmp_path, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ..files import refuse_folder
+from ..weights.validate import shown
 
 
 def add_commands(sub) -> None:
@@ -13,9 +14,10 @@ def add_commands(sub) -> None:
         "convert",
         help="convert a torchvision/timm checkpoint to our weights file, or back",
         description="Run the registered converter for MODEL. --from reads the other library's checkpoint "
-        "(.safetensors, or .pth/.pt/.bin read with weights_only=True) and writes our safetensors file; "
+        "(.safetensors, or .pth/.pt/.bin/.ckpt/.pth.tar read with weights_only=True; training checkpoints are "
+        "unwrapped) and writes our safetensors file, its class count and input channels taken from the file; "
         "--to exports our file to the other library's layout. When that library is installed, both models "
-        "are built and their eval outputs compared on a seeded input.",
+        "are built the same way and their eval outputs compared on a seeded input.",
     )
     direction = p.add_mutually_exclusive_group(required=True)
     direction.add_argument("--from", dest="source", metavar="LIBRARY", help="convert from this library (torchvision, timm)")
@@ -32,6 +34,12 @@ def add_commands(sub) -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="floating dtype of the written file (default: the checkpoint's own)")
     p.add_argument("--allow-non-finite", action="store_true", help="accept NaN or Inf in the checkpoint (refused by default)")
+    p.add_argument("--ema", action="store_true", help="with --from: take a training checkpoint's EMA weights "
+                   "(state_dict_ema or model_ema)")
+    p.add_argument("--num-classes", type=int, default=None, metavar="N",
+                   help="with --from: the classifier's size, when the file's shapes cannot say (rarely needed)")
+    p.add_argument("--in-chans", type=int, default=None, metavar="N",
+                   help="with --from: the input channels, when the file's shapes cannot say (rarely needed)")
     p.set_defaults(func=cmd_convert)
     p = sub.add_parser("weights", help="list weight tags: source, metrics and where the weights are (no torch needed)",
                        description="Every registered weight tag (model.tag) matching PATTERN, with its source library, "
@@ -43,7 +51,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("identify", help="recognise a checkpoint: its model, source library and weight tag",
                        description="Compare FILE's keys and shapes with every registered layout (torchvision, timm, "
                        "ours, third parties') and its sha256 with every registered tag's.")
-    p.add_argument("file", help="a .pth/.pt/.bin (read with weights_only=True) or .safetensors file")
+    p.add_argument("file", help="a .pth/.pt/.bin/.ckpt/.pth.tar (read with weights_only=True) or .safetensors file")
+    p.add_argument("--ema", action="store_true", help="look at a training checkpoint's EMA weights")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_identify)
 
@@ -55,15 +64,24 @@ def cmd_convert(args) -> int:
     options = dict(verify=not args.no_verify, verify_size=args.verify_size, atol=DEFAULT_ATOL if args.atol is None else args.atol,
                    dtype=args.dtype, allow_non_finite=args.allow_non_finite)
     if args.source:
-        provenance = convert_from(args.source, args.model, args.checkpoint, args.out, tag=args.tag, **options)
+        provenance = convert_from(args.source, args.model, args.checkpoint, args.out, tag=args.tag, ema=args.ema,
+                                  num_classes=args.num_classes, in_chans=args.in_chans, **options)
         from ..weights.safetensors_io import read_metadata
 
         header = read_metadata(args.out)
         tag = f".{header['tag']}" if header.get("tag") else ""
-        what = f"{args.source} {header['model']}{tag} -> {args.out}"
+        sized = json.loads(header.get("create_kwargs", "{}"))  # the sizes taken from the file, where not the defaults
+        sizes = ", ".join(([f"{sized['num_classes']} classes"] if "num_classes" in sized else [])
+                          + ([f"{sized['in_chans']} input channel{'s' if sized['in_chans'] != 1 else ''}"]
+                             if "in_chans" in sized else []))
+        sizes = f" ({sizes})" if sizes else ""
+        unwrapped = f"; unwrapped: {header['source_unwrapped']}" if header.get("source_unwrapped") else ""
+        what = f"{args.source} {header['model']}{tag}{sizes} -> {args.out}{unwrapped}"
     else:
         if args.model is None:
             raise ValueError("--to needs --model")
+        if args.ema or args.num_classes is not None or args.in_chans is not None:
+            raise ValueError("--ema, --num-classes and --in-chans go with --from")
         provenance = convert_to(args.target, args.model, args.checkpoint, args.out, **options)
         what = f"{args.model} -> {args.target} layout in {args.out}"
     print(f"converted {what}; {verification_summary(provenance)}")
@@ -71,7 +89,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from ..factory.pretrained import list_pretrained, pretrained_info
+    from ..factory.tag_catalog import list_pretrained, pretrained_info
 
     infos = [pretrained_info(name) for name in list_pretrained(args.pattern)]
     if args.json:
@@ -91,16 +109,22 @@ def cmd_weights(args) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print("\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows))
     absent = [info for info in infos if info["status"] == "absent"]
+    unverified = [info for info in infos if info["status"] == "store" and not info["verified"]]
     if absent and len(infos) == 1:
         print(f"to use it offline: {absent[0]['advice']}")
     elif absent:
         print(f"{len(absent)} tag(s) absent: `registry-core weights NAME` says which file to place where")
+    if unverified and len(infos) == 1:
+        print(f"unverified: {shown(unverified[0]['verification'], 400)}; the tag's published metrics are not shown as its own")
+    elif unverified:
+        print(f"{len(unverified)} stored file(s) unverified (their hash did not match the tag's): their metrics are "
+              "not shown; `registry-core weights NAME` says why")
     return 0
 
 
 def _status(info) -> str:
     if info["status"] == "store":
-        return "stored"
+        return "stored" if info["verified"] else "stored, unverified"
     if info["status"] == "cache":
         return f"in {info['library']}'s cache (converted on first use)"
     return "absent"
@@ -109,22 +133,26 @@ def _status(info) -> str:
 def cmd_identify(args) -> int:
     from ..factory.identify import describe_miss, identify_checkpoint
 
-    found = identify_checkpoint(args.file)
+    found = identify_checkpoint(args.file, ema=args.ema)
     if args.json:
         print(json.dumps(found.as_dict(), indent=2))
         return 0 if found.model else 1
-    print(f"file      {found.path}")
+    print(f"file      {shown(found.path, 400)}")
     print(f"sha256    {found.sha256}")
+    if found.unwrapped:
+        print(f"unwrapped {found.unwrapped}")
     if found.model is None:
         print(describe_miss(found).replace("; closest", "\nclosest"))
     else:
         print(f"model     {found.model}")
         print(f"layout    {found.source}")
+        sizes = [f"{found.num_classes} classes" if found.num_classes is not None else "",
+                 f"{found.in_chans} input channel{'s' if found.in_chans != 1 else ''}" if found.in_chans is not None else ""]
+        if any(sizes):
+            print(f"sizes     {', '.join(s for s in sizes if s)}")
         print(f"tag       {found.tag or 'unknown (no registered hash matches)'}")
     for note in found.notes:
         print(f"note      {note}")
-    if found.model is not None and found.source != "registry-core":
-        tag = f" --tag {found.tag.split('.', 1)[1]}" if found.tag else ""
-        print(f"convert   registry-core convert --from {found.source} --model {found.model}{tag} "
-              f"--checkpoint {found.path} --out OUT.safetensors")
+    if found.convert_command():
+        print(f"convert   {found.convert_command()}")
     return 0 if found.model else 1

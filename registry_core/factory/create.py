@@ -1,21 +1,33 @@
 """``create`` and ``load``: the one-way path from a name (or a file) to a module.
 
 Without weights, ``create`` is ``build_model``. With weights it resolves the file (the
-store for ``pretrained=True``, by tag), then ``loading.load_file`` builds the model once
-on the meta device and assigns the tensors. Nothing below this module calls ``create``.
+store for ``pretrained=True``, by tag), then ``loading.load_state`` builds the model once
+on the meta device and assigns the tensors. A foreign checkpoint (a ``.pth`` of
+torchvision or timm, a training checkpoint, a safetensors file without our header) is
+identified and converted in memory first (``conversion.convert_checkpoint``). Nothing
+below this module calls ``create``.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 from typing import Any
 
-from ..errors import UnknownComponentError
+from ..errors import UnknownComponentError, WeightsError
 from ..model.compose import ComposedModel
+from ..weights.checkpoints import is_pickle_name
+from ..weights.metadata import model_metadata
+from ..weights.safetensors_io import read_tensors
 from ..weights.tags import WeightTag
+from ..weights.unwrap import ForeignCheckpoint, unwrap
+from ..weights.validate import check_name
 from .build import build_model
 from .catalog import get_converter
-from .loading import load_file
+from .conversion import convert_checkpoint
+from .layouts import OURS
+from .loading import load_state
 from .pretrained import ensure_pretrained, resolve_weights
 
 
@@ -32,6 +44,7 @@ def create(
     head: str | None = None,
     allow_non_finite: bool = False,
     fuse: bool = False,
+    ema: bool = False,
     **options: Any,
 ) -> ComposedModel:
     """Build a registered model by name.
@@ -48,6 +61,14 @@ def create(
     config, class names and tag (see ``docs/weights.md``). A file holding NaN or Inf is
     refused unless ``allow_non_finite=True``. ``fuse=True`` returns the model in eval
     mode with BatchNorm folded into the convolutions, for inference (``model.fuse()``).
+
+    ``weights`` may also be another library's checkpoint: a torchvision or timm state
+    dict, a training checkpoint (timm's ``train.py``, torchvision's reference scripts,
+    Lightning, DDP or ``torch.compile`` wrapped) or timm's hub safetensors. It is
+    identified, converted in memory with the class count and input channels its
+    shapes give (a warning says ``registry-core convert`` makes this instant next
+    time), then loaded like our own; ``ema=True`` takes a training checkpoint's EMA
+    weights.
     """
     given = {"num_classes": num_classes, "in_chans": in_chans, "block": block, "stem": stem, "head": head}
     requested = {**{k: v for k, v in given.items() if v is not None}, **options}
@@ -61,7 +82,7 @@ def create(
             model.pretrained_tag = tag.tag
     else:
         path = weights if weights is not None else ensure_pretrained(name, allow_non_finite=allow_non_finite)
-        model = load_file(path, model_name, allow_non_finite=allow_non_finite, **requested)
+        model = load_weights(path, model_name, allow_non_finite=allow_non_finite, ema=ema, **requested)
     return model.eval().fuse() if fuse else model
 
 
@@ -78,7 +99,42 @@ def tag_options(tag: WeightTag | None) -> dict[str, Any]:
     return {**options, **tag.create_kwargs}
 
 
-def load(path: str | os.PathLike, *, allow_non_finite: bool = False, **overrides: Any) -> ComposedModel:
+def load(path: str | os.PathLike, *, allow_non_finite: bool = False, ema: bool = False, **overrides: Any) -> ComposedModel:
     """Rebuild the model a weights file was saved from, using its metadata alone, and
-    load the weights. ``overrides`` replace recorded create options (e.g. ``num_classes``)."""
-    return load_file(path, allow_non_finite=allow_non_finite, **overrides)
+    load the weights. ``overrides`` replace recorded create options (e.g. ``num_classes``).
+    A foreign checkpoint is identified and converted in memory (see ``create``)."""
+    return load_weights(path, allow_non_finite=allow_non_finite, ema=ema, **overrides)
+
+
+def load_weights(path: str | os.PathLike, name: str | None = None, *, allow_non_finite: bool = False, ema: bool = False,
+                 **requested: Any) -> ComposedModel:
+    """Our weights file at ``path`` loaded into ``name`` (or the model it records), or a
+    foreign checkpoint converted in memory first. Each file is read once."""
+    if name is not None:
+        check_name(name, "the model asked for")
+    if is_pickle_name(path):
+        return _load_foreign(path, name, None, ema, allow_non_finite, requested)
+    state, header = read_tensors(path)
+    if "model" not in header:  # safetensors without our header: timm's hub file, or our layout saved bare
+        return _load_foreign(path, name, unwrap(state, path, ema=ema), ema, allow_non_finite, requested)
+    if ema:
+        raise WeightsError(f"{path} is a registry-core weights file, which holds one set of weights; "
+                           "ema=True is for training checkpoints that hold an EMA copy")
+    return load_state(state, header, path, name, allow_non_finite=allow_non_finite, **requested)
+
+
+def _load_foreign(path: str | os.PathLike, name: str | None, weights: ForeignCheckpoint | None, ema: bool,
+                  allow_non_finite: bool, requested: dict[str, Any]) -> ComposedModel:
+    # a safetensors file for a named model that fits no layout is loaded as ours, so the strict load lists its keys
+    fallback = OURS if weights is not None and name is not None else None
+    done = convert_checkpoint(path, model=name, ema=ema, allow_non_finite=allow_non_finite, weights=weights,
+                              fallback=fallback)
+    found, model = done.found, done.model
+    if done.converter.source != OURS:  # our layout, saved without our header, loads as it is
+        how = f" ({found.unwrapped})" if found.unwrapped else ""
+        warnings.warn(f"{path} is a {found.source} checkpoint of {found.model}{how}, converted in memory; "
+                      f"`{found.convert_command()}` makes loading it instant next time", UserWarning, stacklevel=4)
+    if not requested:
+        return model
+    return load_state(model.state_dict(), model_metadata(model), Path(path), model.model_name,
+                      allow_non_finite=allow_non_finite, **requested)

@@ -13,6 +13,8 @@ import os
 import warnings
 from typing import Any
 
+from torch import Tensor
+
 from ..errors import UnknownModelError, WeightsError
 from ..model.compose import ComposedModel
 from ..plugins.host import default_host
@@ -32,6 +34,13 @@ def load_file(path: str | os.PathLike, name: str | None = None, *, allow_non_fin
     if name is not None:
         check_name(name, "the model asked for")
     state, header = read_tensors(path)
+    return load_state(state, header, path, name, allow_non_finite=allow_non_finite, **requested)
+
+
+def load_state(state: dict[str, Tensor], header: dict[str, str], path: str | os.PathLike, name: str | None = None, *,
+               allow_non_finite: bool = False, **requested: Any) -> ComposedModel:
+    """``load_file`` for tensors and a header already read from ``path`` (or made like
+    the one ``save`` writes, for weights converted in memory)."""
     if name is None:
         if "model" not in header:
             raise WeightsError(f"{path} does not say which model it holds; use registry_core.create(name, weights=path)")

@@ -1,37 +1,33 @@
-"""Pretrained weights by name: resolving ``model.tag``, filling the store, the catalogue.
+"""Pretrained weights by name: resolving ``model.tag`` and filling the store.
 
 ``create("resnet50.tv2_in1k", pretrained=True)`` loads that tag from the store
 (``<REGISTRY_CORE_HOME>/weights/resnet50.tv2_in1k.safetensors``); ``create("resnet50",
 pretrained=True)`` the model's default tag. A missing file is converted, once, from
 torchvision's or timm's own download cache when it holds the tag's file (torchvision's
-first, see ``CACHE_PREFERENCE``); otherwise the error names the exact file and folder.
-Models without registered tags keep the untagged store file and the converters'
-default checkpoints. Nothing is ever downloaded.
+first, see ``CACHE_PREFERENCE``); otherwise the error names the exact file and folder,
+and any other tag of the architecture that is at hand. A stored file whose hash did
+not match its tag's is loaded with a warning, every time. Models without registered
+tags keep the untagged store file and the converters' default checkpoints. Nothing is
+ever downloaded.
 
-``list_pretrained`` and ``pretrained_info`` answer from the manifest when no plugin is
-loaded, so ``registry-core weights`` needs no torch.
+The catalogue (``list_pretrained``, ``pretrained_info``) lives in ``tag_catalog`` and
+is re-exported here, where the public API has always found it.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ..errors import UnknownComponentError, WeightsError
-from ..weights.tags import WeightSource, WeightTag, split_name
-from . import manifest
+from ..weights.provenance import cache_origin
+from ..weights.tags import WeightTag, split_name
 from .catalog import default_host
-from .library_caches import (
-    by_cache_preference,
-    cached_checkpoint,
-    cached_source_file,
-    hf_hub_cache,
-    hub_checkpoints,
-    sources_by_preference,
-)
+from .library_caches import by_cache_preference, cached_checkpoint, sources_by_preference
 from .store import store_path
+from .tag_catalog import cached_file, list_pretrained, placement, pretrained_info, stored_file, stored_verification, tags_at_hand
+
+__all__ = ["default_tag", "ensure_pretrained", "list_pretrained", "pretrained_info", "resolve_weights"]
 
 
 def resolve_weights(name: str) -> tuple[str, WeightTag | None]:
@@ -60,12 +56,17 @@ def default_tag(model: str) -> WeightTag | None:
 
 def ensure_pretrained(name: str, *, allow_non_finite: bool = False) -> Path:
     """The store's file for ``name`` (``model`` or ``model.tag``), converted first from a
-    library cache when it is missing there and a cache holds it."""
+    library cache when it is missing there and a cache holds it. A stored file that is
+    not verified (its hash did not match the tag's) is returned with a warning."""
     model, tag = resolve_weights(name)
     if tag is None:
         return _untagged(model, allow_non_finite)
     stored = stored_file(tag.name, tag.default)
     if stored is not None:
+        verification = stored_verification(stored)
+        if not verification.verified:
+            warnings.warn(f"{stored} is unverified: {verification.reason}; it may not hold {tag.name}'s published "
+                          "weights, and the tag's reported metrics are not its own", UserWarning, stacklevel=3)
         return stored
     path = store_path(tag.name)
     found = cached_file(tag.sources)
@@ -74,41 +75,23 @@ def ensure_pretrained(name: str, *, allow_non_finite: bool = False) -> Path:
 
         source, cached = found
         warnings.warn(f"converting {source.library}'s cached {cached} into {path} (once)", UserWarning, stacklevel=3)
-        convert_from(source.library, model, cached, path, allow_non_finite=allow_non_finite, tag=tag.tag)
+        convert_from(source.library, model, cached, path, allow_non_finite=allow_non_finite, tag=tag.tag,
+                     origin=cache_origin(source.library))
         return path
-    raise WeightsError(f"no pretrained weights for {tag.name} in {path.parent} (nothing is downloaded); "
-                       + "; or ".join(placement(s) for s in sources_by_preference(tag.sources))
+    raise WeightsError(f"no pretrained weights for {tag.name} in {path.parent} (nothing is downloaded)"
+                       + _at_hand(model, tag.name) + "; " + "; or ".join(placement(s) for s in sources_by_preference(tag.sources))
                        + f"; or convert a checkpoint you have: registry-core convert --from LIBRARY --model {model} "
                        f"--tag {tag.tag} --checkpoint FILE --out {path}")
 
 
-def stored_file(name: str, default: bool) -> Path | None:
-    """The store's file of tag ``name`` (``model.tag``); for a default tag, a file stored
-    before tags existed (``<model>.safetensors``) serves too."""
-    for path in (store_path(name), *([store_path(split_name(name)[0])] if default else [])):
-        if path.is_file():
-            return path
-    return None
-
-
-def cached_file(sources: tuple[WeightSource, ...]) -> tuple[WeightSource, Path] | None:
-    """The first source, in cache-preference order, whose library's cache holds its file."""
-    for source in sources_by_preference(sources):
-        cached = cached_source_file(source)
-        if cached is not None:
-            return source, cached
-    return None
-
-
-def placement(source: WeightSource) -> str:
-    """Where to put ``source``'s file so that ``pretrained=True`` finds it."""
-    places = []
-    if source.file:
-        places.append(f"place {source.file} in {hub_checkpoints()}")
-    if source.hub_id:
-        folder = hf_hub_cache() / f"models--{source.hub_id.replace('/', '--')}"
-        places.append(f"download {source.hub_id} from the Hugging Face hub into {folder}")
-    return f"{source.describe()}: " + " or ".join(places) if places else f"{source.describe()}: no known file"
+def _at_hand(model: str, asked: str) -> str:
+    """The other tags of ``model`` whose weights are here, as the call that loads them."""
+    others = tags_at_hand(model, besides=asked)
+    if not others:
+        return ""
+    listed = "; ".join(f"{name} is in {where}: create({name!r}, pretrained=True) "
+                       f"(registry-core train --model {name} --pretrained)" for name, where in others)
+    return f"; but {listed}"
 
 
 def _untagged(name: str, allow_non_finite: bool) -> Path:
@@ -125,52 +108,11 @@ def _untagged(name: str, allow_non_finite: bool) -> Path:
         cached = cached_checkpoint(converter)
         if cached is not None:
             warnings.warn(f"converting {converter.source}'s cached {cached} into {path} (once)", UserWarning, stacklevel=4)
-            convert_from(converter.source, name, cached, path, allow_non_finite=allow_non_finite)
+            convert_from(converter.source, name, cached, path, allow_non_finite=allow_non_finite,
+                         origin=cache_origin(converter.source))
             return path
     commands = "; or ".join(
         f"registry-core convert --from {c.source} --model {name} --checkpoint FILE --out {path}" for c in converters
     )
     advice = f"convert a checkpoint you have: {commands}" if converters else "no converter is registered for it either"
     raise WeightsError(f"no pretrained weights for {name!r} in {path.parent} (nothing is downloaded); {advice}")
-
-
-# ---- the catalogue ----------------------------------------------------------------------
-
-
-def list_pretrained(pattern: str = "*") -> list[str]:
-    """Every registered weight tag (``model.tag``) matching a shell-style ``pattern``;
-    a bare model name lists that model's tags."""
-    if "." not in pattern and not any(c in pattern for c in "*?["):
-        pattern = f"{pattern}.*"
-    return sorted(n for n in _described() if fnmatch.fnmatchcase(n, pattern))
-
-
-def pretrained_info(name: str) -> dict[str, Any]:
-    """A tag's facts (``WeightTag.describe()``) and where its weights are now:
-    ``status`` is ``store`` (with ``path``), ``cache`` (with ``library`` and ``path``:
-    convertible now) or ``absent`` (with ``advice``: which file to place where)."""
-    described = _described()
-    if name not in described:
-        model, tag = split_name(name)
-        candidates = [n for n in described if n.startswith(f"{model}.")] or list(described)
-        raise UnknownComponentError("weights", name, candidates)
-    info = dict(described[name])
-    sources = tuple(WeightSource(**{k: v for k, v in s.items() if k != "data_config"}) for s in info["sources"])
-    stored = stored_file(name, info["default"])
-    if stored is not None:
-        info.update(status="store", path=str(stored))
-        return info
-    found = cached_file(sources)
-    if found is not None:
-        info.update(status="cache", library=found[0].library, path=str(found[1]))
-        return info
-    info.update(status="absent", advice="; or ".join(placement(s) for s in sources) or "no known source")
-    return info
-
-
-def _described() -> dict[str, dict[str, Any]]:
-    host = manifest.live_host()
-    if host is None:
-        return manifest.current().get("weights", {})
-    registry = host.registry
-    return {name: registry.get("weights", name).obj.describe() for name in registry.names("weights")}

@@ -39,6 +39,9 @@ def open_safetensors(path: str | os.PathLike) -> Iterator[Any]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: {'a folder, not a weights file' if path.is_dir() else 'no such weights file'}")
+    if _written_by_torch_save(path):
+        raise WeightsError(f"{path} is a PyTorch checkpoint (torch.save), not a safetensors file; "
+                           f"`registry-core identify {path}` tells what it holds")
     try:
         check_file_header(path)  # ours first: bounded, and declared sizes checked
         handle = safe_open(str(path), framework="pt")
@@ -46,6 +49,17 @@ def open_safetensors(path: str | os.PathLike) -> Iterator[Any]:
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
     with handle as f:
         yield f
+
+
+def _written_by_torch_save(path: Path) -> bool:
+    """Whether the file starts as ``torch.save`` writes: a zip archive, or (before
+    PyTorch 1.6) a pickle, read as a header length that the file could not hold. (A
+    safetensors file starts with its header's length; a zip's magic number read so is
+    over the 64 MB we allow.)"""
+    with open(path, "rb") as handle:
+        start = handle.read(8)
+    pickled = len(start) == 8 and start[0] == 0x80 and 2 <= start[1] <= 5
+    return start[:4] == b"PK\x03\x04" or (pickled and int.from_bytes(start, "little") > path.stat().st_size - 8)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

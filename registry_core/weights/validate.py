@@ -69,10 +69,10 @@ def parse_json(text: str, what: str, path: object) -> Any:
         raise WeightsError(f"{path}: its {what} metadata is not valid JSON") from None
 
 
-def check_file_header(path: str | os.PathLike) -> None:
+def check_file_header(path: str | os.PathLike) -> dict[str, str]:
     """Parse and bound a safetensors header ourselves before the library maps the file:
     the declared length, every tensor's dtype x shape against its byte range, and the
-    metadata. ``path`` is known to be a regular file."""
+    metadata, which it returns (no torch needed). ``path`` is known to be a regular file."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as handle:
@@ -92,13 +92,16 @@ def check_file_header(path: str | os.PathLike) -> None:
     if not isinstance(header, dict):
         raise WeightsError(f"{path} is not a safetensors file: its header is not a JSON object")
     data_bytes = size - 8 - length
+    metadata: dict[str, str] = {}
     for key, entry in header.items():
         if key == "__metadata__":
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
                 raise WeightsError(f"{path}: its __metadata__ is not a mapping of strings")
             check_metadata(entry, path)
+            metadata = entry
         else:
             _check_entry(path, key, entry, data_bytes)
+    return metadata
 
 
 def _check_entry(path: Path, key: str, entry: object, data_bytes: int) -> None:
