@@ -216,7 +216,8 @@ def _toolchain_outputs(tool: str, model: nn.Module, x: torch.Tensor, compile_bac
             from torchvision.models.feature_extraction import create_feature_extractor
 
             nodes = {module: str(i) for i, module in enumerate(model.stage_info.module_name())}  # type: ignore[union-attr, operator]
-            return list(create_feature_extractor(model, nodes)(x).values())
+            outputs = list(create_feature_extractor(model, nodes)(x).values())
+            return model.as_maps(outputs, list(range(len(outputs))), x.shape[-2], x.shape[-1])  # type: ignore[operator]
         if tool == "export":
             return torch.export.export(model, (x,)).module()(x)
         if tool == "compile":

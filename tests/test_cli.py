@@ -47,7 +47,8 @@ def test_plugins_json_lists_every_plugin_with_hooks_and_provisions():
     result = run("plugins", "--json")
     records = {r["name"]: r for r in json.loads(result.stdout)}
     assert records["lenet"]["provided"]["model"] == ["lenet5"]
-    assert records["registry-core"]["provided"]["head"] == ["classifier", "mlp"]
+    assert records["registry-core"]["provided"]["head"] == ["classifier", "mlp", "token_classifier"]
+    assert records["registry-core"]["provided"]["block"] == ["layer_norm"]
     assert "register_models" in records["lenet"]["hooks"]
     text = run("plugins").stdout
     assert "registry-lenet" in text and "[ok]" in text

@@ -5,6 +5,7 @@ import importlib.util
 
 import pytest
 import torch
+from compute_budget import full_compute
 
 import registry_core
 from registry_core import InputSizeError, testing
@@ -13,6 +14,7 @@ from registry_core.model.compose import meta_device
 
 @pytest.mark.parametrize("name", registry_core.list_models())
 def test_model_contract(name):
+    full_compute(name)
     testing.check_model(name)
 
 
@@ -28,17 +30,22 @@ def test_model_info_is_complete(name):
 @pytest.mark.parametrize("name", registry_core.list_models())
 def test_min_input_size_is_the_true_minimum(name):
     """At ``min_input_size`` the model runs (``check_model`` above also trains there on
-    the CPU); one pixel less, its own layers fail, and ``forward`` says so with our error."""
+    the CPU); one pixel less, its own layers fail, and ``forward`` says so with our error.
+    A model with a fixed input size (a ViT) refuses a larger image the same way."""
     with meta_device():
         model = registry_core.create(name).eval()
     chans, height, width = model.meta.min_input_size
+    wrong = [(height - 1, width), (height, width - 1)]
+    if model.meta.fixed_input_size:
+        wrong += [(height + model.stage_info[0]["reduction"], width)]
     with torch.no_grad():
         assert model(torch.empty(1, chans, height, width, device="meta")).shape == (1, model.num_classes)
-        for smaller in ((height - 1, width), (height, width - 1)):
-            x = torch.empty(1, chans, *smaller, device="meta")
+        for size in wrong:
+            x = torch.empty(1, chans, *size, device="meta")
             with pytest.raises(RuntimeError):
                 model.forward_head(model.forward_features(x))  # the layers alone, without the check
-            with pytest.raises(InputSizeError, match=f"at least {height}x{width}"):
+            expected = f"exactly {height}x{width}" if model.meta.fixed_input_size else f"at least {height}x{width}"
+            with pytest.raises(InputSizeError, match=expected):
                 model(x)
 
 
@@ -76,13 +83,19 @@ def test_parameter_counts_with_and_without_aux_heads(name):
 
 @functools.cache
 def torchvision_counts() -> dict[str, int]:
-    """torchvision's recorded parameter count for each model it shares with us."""
+    """torchvision's recorded parameter count for each model it shares with us, from its
+    default weights, or where those were made for larger images than the model's
+    default (vit_h_14's SWAG weights, at 518 pixels), from the first that were not."""
     if not importlib.util.find_spec("torchvision"):
         return {}
     from torchvision.models import get_model_weights, list_models
 
-    shared = set(list_models()) & set(registry_core.list_models())
-    return {name: get_model_weights(name).DEFAULT.meta["num_params"] for name in shared}
+    counts = {}
+    for name in set(list_models()) & set(registry_core.list_models()):
+        side = registry_core.model_info(name, flops=False)["input_size"][-1]
+        weights = [get_model_weights(name).DEFAULT, *get_model_weights(name)]
+        counts[name] = next(w for w in weights if w.meta["min_size"][-1] <= side).meta["num_params"]
+    return counts
 
 
 @pytest.mark.parametrize("name", registry_core.list_models())

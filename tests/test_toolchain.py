@@ -4,6 +4,7 @@ compile) with the eager model's outputs, and answers timm's model API."""
 import pytest
 import torch
 from components import TinyStem, as_plugin
+from compute_budget import full_compute
 from torch import nn
 
 import registry_core
@@ -23,6 +24,7 @@ from registry_core import (
 
 @pytest.mark.parametrize("name", registry_core.list_models())
 def test_every_tool_gives_the_eager_outputs(name):
+    full_compute(name)
     differences = testing.check_toolchain(name)
     assert set(differences) == set(testing.TOOLS)
 

@@ -12,6 +12,7 @@ import components
 import pytest
 import torch
 from components import make_plugin
+from compute_budget import full_compute
 from safetensors.torch import save_file
 from torch import nn
 
@@ -55,6 +56,7 @@ def filled(name: str) -> nn.Module:
 
 @pytest.mark.parametrize("name", list_models())
 def test_round_trip_for_every_registered_model(name, tmp_path):
+    full_compute(name)
     model = filled(name)
     path = tmp_path / f"{name}.safetensors"
     save(model, path)

@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import BrokenPluginError, InvalidOverrideError, RegistryCoreError, SpecError
-from ..model.compose import ComposedModel, build
+from ..model.assemble import build
+from ..model.compose import ComposedModel
 from ..model.spec import Component, ModelSpec
 from ..plugins.host import PluginHost, default_host
 from ..weights.validate import check_create_options, check_name

@@ -1,5 +1,5 @@
 """What a model is: component interfaces, specs, and composing a spec into a module.
 
-This layer knows nothing of plugins, names or files: ``compose.build`` takes a spec and
+This layer knows nothing of plugins, names or files: ``assemble.build`` takes a spec and
 a function that resolves component names to classes.
 """

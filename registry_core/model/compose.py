@@ -1,17 +1,12 @@
-"""A model spec -> an ``nn.Module``: stem -> stages of blocks -> head (+ aux heads).
-
-The core knows only the interface contract: it asks the registry for each component
-class by name, builds it with the documented signature, and checks that what came
-back keeps the contract (channels, kind), so a mismatch is reported at build time with
-the stage and block that caused it rather than as a shape error deep in ``forward``.
+"""The module every registered model is: ``ComposedModel``, stem -> stages of blocks ->
+head (+ aux heads), with timm's model API over it; ``assemble.build`` makes one from a
+spec. Also ``meta_device()``, for building modules without allocating or initialising.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import numbers
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -19,15 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from ..errors import InputSizeError, InvalidOverrideError, RegistryCoreError, SpecError
+from ..errors import InputSizeError, InvalidOverrideError, SpecError
 from .data_config import DataConfig
 from .features import FeatureInfo, check_global_pool, take_indices
 from .first_conv import find_first_conv
-from .init import initialise
-from .interfaces import Block, Head, Stem
-from .spec import ModelMeta, ModelSpec
-
-Resolver = Callable[[str, str], type]
+from .interfaces import MAPS, TOKENS, Block, Head, Stem
+from .spec import ModelMeta
+from .tokens import check_output_fmt, map_to_tokens, tokens_to_map
 
 
 class AuxLogits(NamedTuple):
@@ -74,18 +67,25 @@ class ComposedModel(nn.Module):
         aux_heads: Sequence[tuple[int, Head, float]] = (),
         neck: Block | None = None,
         out_indices: int | Sequence[int] | None = None,
+        norm: Block | None = None,
     ):
         super().__init__()
         self.stem = stem
         self.stages = nn.Sequential(*(nn.Sequential(*blocks) for blocks in stages))
         if neck is not None:  # registered only when there is one: other models keep their layout
             self.neck = neck
+        if norm is not None:
+            self.norm = norm
         self.head = head
         self.aux_heads = nn.ModuleList(h for _, h, _ in aux_heads)
         self.aux_taps = tuple(i for i, _, _ in aux_heads)
         self.aux_loss_weights = tuple(w for _, _, w in aux_heads)
         self.meta = meta
         self.stage_info = FeatureInfo(feature_info)  # every stage, whatever out_indices selects
+        # each stage's format, as plain lists TorchScript compiles: tokens become maps where timm's API wants maps
+        self.stage_tokens = [info.get("format", MAPS) == TOKENS for info in feature_info]
+        self.stage_prefix_tokens = [int(info.get("prefix_tokens", 0)) for info in feature_info]
+        self.stage_reduction = [int(info["reduction"]) for info in feature_info]
         self.out_indices: list[int] = take_indices(len(stages), out_indices, "out_indices")
         self.feature_info = FeatureInfo(self.stage_info[i] for i in self.out_indices) if head is None else self.stage_info
         self.model_name = ""
@@ -131,6 +131,7 @@ class ComposedModel(nn.Module):
             "crop_pct": data.crop_pct,
             "test_crop_pct": data.test_crop_pct,
             "crop_mode": data.crop_mode,
+            "fixed_input_size": meta.fixed_input_size,
             "num_classes": self.num_classes,
             "first_conv": find_first_conv(self)[0],
             "classifier": "" if self.head is None else f"head.{self.head.classifier_name}",
@@ -146,8 +147,13 @@ class ComposedModel(nn.Module):
             return self.neck(x)
         return x
 
+    def _norm(self, x: Tensor) -> Tensor:
+        if hasattr(self, "norm"):
+            return self.norm(x)
+        return x
+
     def forward_features(self, x: Tensor) -> Tensor:
-        return self._neck(self.stages(self.stem(x)))
+        return self._norm(self._neck(self.stages(self.stem(x))))
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if self.head is None:
@@ -170,6 +176,18 @@ class ComposedModel(nn.Module):
                     outputs.append(x)
         return x, outputs
 
+    def as_maps(self, outputs: list[Tensor], stages: list[int], height: int, width: int) -> list[Tensor]:
+        """The outputs of ``stages`` (as the stages give them: what a forward hook or
+        torchvision's ``create_feature_extractor`` sees) as maps, for an image of
+        ``height x width``: a token stage's patch tokens laid on their grid, its prefix
+        tokens dropped; a map stage's output as it is."""
+        maps: list[Tensor] = []
+        for x, i in zip(outputs, stages):
+            if self.stage_tokens[i]:
+                x = tokens_to_map(x, self.stage_prefix_tokens[i], self.stage_reduction[i], height, width)
+            maps.append(x)
+        return maps
+
     def forward_intermediates(
         self,
         x: Tensor,
@@ -178,19 +196,46 @@ class ComposedModel(nn.Module):
         stop_early: bool = False,
         output_fmt: str = "NCHW",
         intermediates_only: bool | None = None,
-    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        return_prefix_tokens: bool = False,
+    ) -> list[Any] | tuple[Tensor, list[Any]]:
         """timm's ``forward_intermediates``: ``indices`` picks stages (an int: the last n),
         and it returns ``(final features, intermediates)``, or the intermediates alone
         with ``intermediates_only=True``. Called with ``x`` alone it returns every
-        stage's output as a list, as it always has. ``norm`` changes nothing: no model
-        here has a norm after its stages other than the neck, which always runs."""
-        if output_fmt != "NCHW":
-            raise InvalidOverrideError("output_fmt", f"only 'NCHW' is supported, got {output_fmt!r}")
+        stage's output as a list, as it always has.
+
+        Intermediates are ``'NCHW'`` maps (a token stage's patch tokens on their grid,
+        prefix tokens dropped) or, with ``output_fmt='NLC'``, ``N x L x C`` patch
+        tokens (a map stage's positions row by row). ``return_prefix_tokens`` makes each
+        intermediate of a stage with prefix tokens a ``(patches, prefix tokens)`` pair.
+        ``norm`` applies the model's final norm (a spec's ``norm``) to each
+        intermediate, as timm does; the final features always end with it when the
+        last stage ran."""
+        check_output_fmt(output_fmt)
         take = take_indices(len(self.stages), indices, "indices")
-        final, intermediates = self._run_stages(x, take, stop_early)
+        final, outputs = self._run_stages(x, take, stop_early)
+        height, width = x.shape[-2], x.shape[-1]
+        intermediates = [self._intermediate(y, i, norm, output_fmt, return_prefix_tokens, height, width)
+                         for y, i in zip(outputs, take)]
         if intermediates_only or (intermediates_only is None and indices is None):
             return intermediates
+        if not stop_early or max(take) == len(self.stages) - 1:
+            final = self._norm(final)
         return final, intermediates
+
+    def _intermediate(self, x: Tensor, i: int, norm: bool, output_fmt: str, return_prefix_tokens: bool,
+                      height: int, width: int) -> Any:
+        if norm and hasattr(self, "norm"):
+            info = self.stage_info[i]
+            if (self.norm.in_channels, self.norm.input_format) != (info["channels"], info.get("format", MAPS)):
+                raise InvalidOverrideError("norm", f"the final norm reads {self.norm.in_channels}-channel "
+                                           f"{self.norm.input_format} input; stage {i} gives {info['channels']} "
+                                           f"channels in {info.get('format', MAPS)}")
+            x = self.norm(x)
+        if not self.stage_tokens[i]:
+            return x if output_fmt == MAPS else map_to_tokens(x)
+        prefix = self.stage_prefix_tokens[i]
+        patches = x[:, prefix:] if output_fmt == TOKENS else self.as_maps([x], [i], height, width)[0]
+        return (patches, x[:, :prefix]) if return_prefix_tokens and prefix else patches
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         if not torch.jit.is_scripting():
@@ -198,32 +243,36 @@ class ComposedModel(nn.Module):
         # TorchScript compiles no try/except and no variable-length tuple: a scripted
         # model returns main logits in training too, and a layer's own error on a small input
         if self.head is None:
-            return self._run_stages(x, self.out_indices, True)[1]
+            return self.as_maps(self._run_stages(x, self.out_indices, True)[1], self.out_indices, x.shape[-2], x.shape[-1])
         return self.forward_head(self.forward_features(x))
 
     def _checked_forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
         try:
             return self._eager_forward(x)
         except (RuntimeError, ValueError) as exc:
-            self._explain_small_input(x, exc)
+            self._explain_input_size(x, exc)
             raise
 
     def _eager_forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
         if self.head is None:
-            return self._run_stages(x, self.out_indices, True)[1]
+            return self.as_maps(self._run_stages(x, self.out_indices, True)[1], self.out_indices, x.shape[-2], x.shape[-1])
         if self.training and len(self.aux_heads):
             aux: list[Tensor] = []
             x = self.stem(x)
             for i, stage in enumerate(self.stages):
                 x = stage(x)
                 aux.extend(head(x) for tap, head in zip(self.aux_taps, self.aux_heads) if tap == i)
-            return AuxLogits(self.head(self._neck(x)), tuple(aux), self.aux_loss_weights)
+            return AuxLogits(self.head(self._norm(self._neck(x))), tuple(aux), self.aux_loss_weights)
         return self.forward_head(self.forward_features(x))
 
-    def _explain_small_input(self, x: Tensor, exc: Exception) -> None:
-        """A layer that failed on an image below ``meta.min_input_size`` becomes our
-        error saying so; an input that works is never refused."""
+    def _explain_input_size(self, x: Tensor, exc: Exception) -> None:
+        """A layer that failed on an image below ``meta.min_input_size``, or of another size
+        than a fixed-size model's, becomes our error saying so; an input that works is
+        never refused."""
         height, width = self.meta.min_input_size[1:]
+        if self.meta.fixed_input_size and x.dim() == 4 and tuple(x.shape[-2:]) != (height, width):
+            raise InputSizeError(f"{self.model_name or 'this model'} takes images of exactly {height}x{width} pixels "
+                                 f"(its fixed input size), got {x.shape[-2]}x{x.shape[-1]}") from exc
         if x.dim() == 4 and (x.shape[-2] < height or x.shape[-1] < width):
             raise InputSizeError(f"{self.model_name or 'this model'} takes images of at least {height}x{width} pixels "
                                  f"(its min_input_size), got {x.shape[-2]}x{x.shape[-1]}") from exc
@@ -245,7 +294,7 @@ class ComposedModel(nn.Module):
         if self.head is None:
             raise SpecError("this model was built with features_only=True and has no head")
         if global_pool is None and num_classes and self.head.unpooled:
-            global_pool = "avg"
+            global_pool = self.head.default_pool
         check_global_pool(global_pool, num_classes)
         self.head.reset(num_classes)
         if global_pool is not None:
@@ -254,106 +303,6 @@ class ComposedModel(nn.Module):
         for aux_head in self.aux_heads:
             aux_head.reset(num_classes)  # type: ignore[operator]
         self.create_kwargs["num_classes"] = num_classes
-
-
-def build(
-    spec: ModelSpec,
-    resolve: Resolver,
-    *,
-    num_classes: int | None = None,
-    in_chans: int | None = None,
-    features_only: bool = False,
-    out_indices: int | Sequence[int] | None = None,
-    global_pool: str | None = None,
-    swapped: frozenset[str] = frozenset(),
-) -> ComposedModel:
-    """Build ``spec``. ``swapped`` names the component kinds a user override replaced,
-    so an option the new component rejects is reported against that parameter.
-    ``out_indices`` picks the stages a ``features_only`` model returns; ``global_pool``
-    sets the head's pooling (``''`` with ``num_classes=0``: unpooled features)."""
-    meta = spec.meta
-    in_chans = meta.input_size[0] if in_chans is None else in_chans
-    num_classes = meta.num_classes if num_classes is None else num_classes
-    for parameter, value in (("in_chans", in_chans), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise InvalidOverrideError(parameter, f"must be an integer, got {value!r}")
-    in_chans, num_classes = int(in_chans), int(num_classes)
-    if in_chans < 1:
-        raise InvalidOverrideError("in_chans", f"must be at least 1, got {in_chans}")
-    if num_classes < 0:
-        raise InvalidOverrideError("num_classes", f"must be 0 or more, got {num_classes}")
-    if out_indices is not None and not features_only:
-        raise InvalidOverrideError("out_indices", "selects the maps of a features_only=True model; pass features_only=True too")
-    take_indices(len(spec.stages), out_indices, "out_indices")
-    if not features_only:
-        check_global_pool(global_pool, num_classes)
-
-    stem = _construct("stem", spec.stem.name, resolve, (in_chans,), spec.stem.options, "the stem", swapped)
-    _expect(isinstance(stem, Stem), f"stem {spec.stem.name!r} did not build a registry_core.Stem")
-    channels, reduction = stem.out_channels, stem.reduction
-    stages, feature_info, stage_channels = [], [], []
-    for s, stage in enumerate(spec.stages):
-        blocks = []
-        for b, (name, out, stride, options) in enumerate(stage.expand()):
-            where = f"block {b} of stage {s}"
-            block = _construct("block", name, resolve, (channels, out, stride), options, where, swapped)
-            _expect(
-                isinstance(block, Block) and block.out_channels == out,
-                f"{where}: block {name!r} must be a registry_core.Block with out_channels={out}",
-            )
-            blocks.append(block)
-            channels, reduction = out, reduction * stride
-        stages.append(blocks)
-        stage_channels.append(channels)
-        feature_info.append(
-            {"stage": s, "name": stage.name or f"stages.{s}", "module": f"stages.{s}", "channels": channels, "reduction": reduction}
-        )
-
-    neck = None
-    if spec.neck is not None:
-        n = spec.neck
-        neck = _construct("block", n.block, resolve, (channels, n.out_channels, n.stride), n.options, "the neck", frozenset())
-        _expect(isinstance(neck, Block) and neck.out_channels == n.out_channels,
-                f"the neck: block {n.block!r} must be a registry_core.Block with out_channels={n.out_channels}")
-        channels, reduction = n.out_channels, reduction * n.stride
-        feature_info[-1] = {**feature_info[-1], "module": "neck", "channels": channels, "reduction": reduction}
-
-    head, aux_heads = None, []
-    if not features_only:
-        head = _construct("head", spec.head.name, resolve, (channels, num_classes), spec.head.options, "the head", swapped)
-        _expect(isinstance(head, Head), f"head {spec.head.name!r} did not build a registry_core.Head")
-        for aux in spec.aux_heads:
-            i = spec.stage_index(aux.after)
-            aux_head = _construct("head", aux.name, resolve, (stage_channels[i], num_classes), aux.options, "an auxiliary head", frozenset())
-            _expect(isinstance(aux_head, Head), f"auxiliary head {aux.name!r} did not build a registry_core.Head")
-            aux_heads.append((i, aux_head, aux.loss_weight))
-        if global_pool is not None:
-            head.set_global_pool(global_pool)
-    return ComposedModel(stem, stages, head, meta.with_channels(in_chans), feature_info, aux_heads, neck, out_indices)
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise SpecError(message)
-
-
-def _construct(kind, name, resolve, args, options, where, swapped) -> Any:
-    cls = resolve(kind, name)
-    try:
-        inspect.signature(cls).bind(*args, **options)
-    except TypeError as exc:
-        message = f"{kind} {name!r} cannot be built for {where} with options {dict(options)}: {exc}"
-        if kind in swapped:
-            raise InvalidOverrideError(kind, message) from None
-        raise SpecError(message) from None
-    try:
-        component = cls(*args, **options)
-        initialise(component)
-        return component
-    except RegistryCoreError:
-        raise
-    except Exception as exc:  # a component's own bug: say which component, where
-        raise SpecError(f"{kind} {name!r} raised {type(exc).__name__} while being built for {where}: {exc}") from exc
 
 
 @contextlib.contextmanager

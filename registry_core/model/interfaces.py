@@ -13,6 +13,16 @@ using only what these base classes promise, so any plugin's block fits any stage
 * ``Head(in_features, num_classes, **options)`` turns the last feature map into logits
   and can be rebuilt for another number of classes with ``reset(num_classes)``;
   ``num_classes=0`` means "no classifier": the head returns pooled features.
+
+Token stages. What flows between components is a map (``"NCHW"``) unless a component
+says otherwise: a stem or block whose ``output_format`` is ``"NLC"`` gives tokens,
+``N x (P + H/r * W/r) x C``, where ``r`` is the reduction so far and the first ``P``
+tokens (``prefix_tokens``: a class token, say) belong to no patch; the rest are the
+patch grid in row-major order. A block or head reads the format its ``input_format``
+names, and the core refuses at build time a model whose parts disagree. A block that
+turns maps into tokens sets ``prefix_tokens`` to how many it adds; other blocks keep
+their input's. A head that reads tokens is built with ``prefix_tokens=P`` as well, so
+it can tell the class token from the patches.
 """
 
 from __future__ import annotations
@@ -21,9 +31,16 @@ from torch import Tensor, nn
 
 from ..errors import InvalidOverrideError
 
+MAPS = "NCHW"
+TOKENS = "NLC"
+FORMATS = (MAPS, TOKENS)
+
 
 class Stem(nn.Module):
-    """First layers of a model: image in, feature map out."""
+    """First layers of a model: image in, feature map (or tokens) out."""
+
+    output_format = MAPS  # TOKENS: N x (prefix_tokens + patches) x out_channels
+    prefix_tokens = 0  # with TOKENS: how many leading tokens belong to no patch
 
     def __init__(self, in_chans: int, out_channels: int, reduction: int):
         super().__init__()
@@ -33,9 +50,12 @@ class Stem(nn.Module):
 
 
 class Block(nn.Module):
-    """One residual unit, conv layer or module of a stage."""
+    """One residual unit, conv layer, transformer block or module of a stage."""
 
     trims_border = False
+    input_format = MAPS  # what it reads; TOKENS for a block of a token stage
+    output_format = MAPS  # what it gives
+    prefix_tokens: int | None = None  # tokens from maps: how many prefix tokens it adds; None: as its input has
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
@@ -55,6 +75,8 @@ class Head(nn.Module):
 
     classifier_name = "fc"
     unpooled = False  # True after set_global_pool(""): forward returns the map it was given
+    input_format = MAPS  # TOKENS: built with prefix_tokens=P too, and given N x (P + L) x C tokens
+    default_pool = "avg"  # the pooling reset_classifier brings back to an unpooled head given classes
 
     def __init__(self, in_features: int, num_classes: int):
         super().__init__()

@@ -94,6 +94,14 @@ class ModelMeta:
     # the module path of the convolution that takes the image (e.g. "stem.conv"); empty:
     # the first Conv2d a forward pass calls, which is right unless the stem runs a side branch first
     first_conv: str = ""
+    # True when the model takes input_size only (timm's fixed_input_size: a ViT's position
+    # embedding is one per patch of that size); min_input_size must then equal input_size
+    fixed_input_size: bool = False
+
+    def __post_init__(self):
+        if self.fixed_input_size and tuple(self.min_input_size) != tuple(self.input_size):
+            raise SpecError(f"a model with fixed_input_size takes input_size {tuple(self.input_size)} only: "
+                            f"min_input_size must equal it, got {tuple(self.min_input_size)}")
 
     def with_channels(self, in_chans: int) -> ModelMeta:
         """Metadata for ``in_chans`` input channels (mean/std averaged or repeated)."""
@@ -117,11 +125,16 @@ def fit_channels(values: tuple[float, ...], n: int) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """stem -> stages -> neck -> head (+ auxiliary heads), and the model's metadata.
+    """stem -> stages -> neck -> norm -> head (+ auxiliary heads), and the model's metadata.
 
     The optional ``neck`` is one registered block (``BlockSpec`` naming its block) run
     after the last stage and before the head: DenseNet's final norm + ReLU, MobileNet's
     last 1x1 convolution. ``create(..., block=...)`` swaps stage blocks, never the neck.
+
+    The optional ``norm`` is one registered block that only normalises what the stages
+    (and neck) give, timm's ``norm``: a ViT's final LayerNorm. ``forward_features`` ends
+    with it, but, as in timm, the intermediates leave it out unless
+    ``forward_intermediates(norm=True)`` asks, and a ``features_only`` model has none.
     """
 
     stem: Component
@@ -130,6 +143,7 @@ class ModelSpec:
     meta: ModelMeta = field(default_factory=ModelMeta)
     aux_heads: tuple[AuxHeadSpec, ...] = ()
     neck: BlockSpec | None = None
+    norm: BlockSpec | None = None
 
     def __post_init__(self):
         if not self.stages:
@@ -138,8 +152,9 @@ class ModelSpec:
         object.__setattr__(self, "aux_heads", tuple(self.aux_heads))
         for aux in self.aux_heads:
             self.stage_index(aux.after)
-        if self.neck is not None and not self.neck.block:
-            raise SpecError("a neck must name its registered block: BlockSpec(out_channels, block='...')")
+        for part, spec in (("neck", self.neck), ("norm", self.norm)):
+            if spec is not None and not spec.block:
+                raise SpecError(f"a {part} must name its registered block: BlockSpec(out_channels, block='...')")
 
     def stage_index(self, ref: int | str) -> int:
         """Resolve a stage given by index or name."""

@@ -1,6 +1,6 @@
 """Fitting a file's tensors to a model built with other options: a features-only model
-drops the file's head, and another number of input channels adapts the first
-convolution."""
+drops the file's head and final norm, and another number of input channels adapts the
+first convolution."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def prepare_state(model: ComposedModel, state: dict[str, Tensor], file_chans: in
     """Adapt ``state`` in place to ``model``; returns notes for the user."""
     notes = []
     if model.features_only:
-        for key in [k for k in state if k.startswith(("head.", "aux_heads."))]:
+        for key in [k for k in state if k.startswith(("head.", "aux_heads.", "norm."))]:  # a features model has no final norm
             del state[key]
     want = model.meta.input_size[0]
     if file_chans is not None and file_chans != want:

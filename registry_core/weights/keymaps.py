@@ -24,7 +24,10 @@ class Converter:
 
     ``source_model`` and ``source_kwargs`` say how to build the matching model in the
     source library (used only to verify outputs); ``create_kwargs`` are the overrides
-    our ``create`` needs to behave like that source model.
+    our ``create`` needs to behave like that source model. ``source_options`` names our
+    model options that the source library's builder takes too, under its own name
+    (``{"image_size": "img_size"}``): a model built with such an option (a weight tag's
+    image size) is verified against the source model built with the same value.
     """
 
     source: str
@@ -35,6 +38,7 @@ class Converter:
     source_kwargs: Mapping[str, Any] = field(default_factory=dict)
     create_kwargs: Mapping[str, Any] = field(default_factory=dict)
     version: str = "1"
+    source_options: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

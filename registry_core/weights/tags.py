@@ -150,8 +150,11 @@ def torchvision_tag(model: str, tag: str, member: str, file: str, *, data: DataC
 
 
 def timm_tag(model: str, tag: str, *, data: DataConfig, file: str = "", license: str = "apache-2.0",
-             labels: str | tuple[str, ...] | None = "imagenet-1k", **fields: Any) -> WeightTag:
+             labels: str | tuple[str, ...] | None = "imagenet-1k", timm_model: str | None = None,
+             **fields: Any) -> WeightTag:
     """A tag timm publishes as ``model.tag`` (hub ``timm/model.tag``; ``file`` is its
-    release file name, where it has one)."""
-    source = WeightSource("timm", model, tag, file, hub_id=f"timm/{model}.{tag}")
+    release file name, where it has one). ``timm_model`` is timm's name for the
+    architecture where it differs from ours (``vit_base_patch16_224`` for ``vit_b_16``)."""
+    theirs = timm_model or model
+    source = WeightSource("timm", theirs, tag, file, hub_id=f"timm/{theirs}.{tag}")
     return WeightTag(model, tag, data, (source,), labels=labels, license=license, **fields)
