@@ -58,7 +58,7 @@ def plain_loop(name: str, images: torch.Tensor, labels: torch.Tensor, batch: int
     torch.manual_seed(0)
     model = registry_core.create(name, num_classes=10, in_chans=images.shape[1])
     x = normalize(images, model.meta.mean, model.meta.std)
-    loader = DataLoader(TensorDataset(x, labels), batch_size=batch, shuffle=True, drop_last=True)
+    loader = DataLoader(TensorDataset(x, labels), batch_size=batch, shuffle=True, drop_last=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     return two_epochs(model, loader, optimizer)
 
@@ -95,7 +95,7 @@ def folder_plain_loop(root: Path, batch: int, workers: int) -> float:
     transform = v2.Compose([v2.PILToTensor(), v2.Resize(32, antialias=True), v2.CenterCrop(32), v2.RandomCrop(32, padding=4),
                             v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(meta.mean, meta.std)])
     loader = DataLoader(ImageFolder(str(root / "train"), transform=transform), batch_size=batch, shuffle=True,
-                        drop_last=True, num_workers=workers)
+                        drop_last=False, num_workers=workers)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     return two_epochs(model, loader, optimizer)
 

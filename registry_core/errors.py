@@ -96,6 +96,11 @@ class TrainingError(RegistryCoreError):
     """Training options or state that cannot be used."""
 
 
+class DivergenceError(TrainingError):
+    """A run whose loss became non-finite or far above its first epoch's: it stops, the
+    output folder keeps the last finite checkpoint, and the CLI exits with code 1."""
+
+
 class WriteError(RegistryCoreError, OSError):
     """A file that cannot be written where asked: a folder in the way, no permission,
     a full disk. Still an ``OSError``, which is what a caller of a writer expects."""

@@ -176,15 +176,26 @@ def test_resize_keeps_dtype_and_range_and_normalize_uses_the_models_statistics()
 
 
 def test_sharded_batches_together_are_the_single_process_batches():
-    single = list(ShardedBatches(103, 8, shuffle=True, seed=5, epoch=2))
-    assert len(single) == len(ShardedBatches(103, 8, shuffle=True, seed=5, epoch=2)) == 12
-    assert all(len(b) == 8 for b in single) and len({i for b in single for i in b}) == 96
-    ranks = [list(ShardedBatches(103, 8, rank=r, world=2, shuffle=True, seed=5, epoch=2)) for r in (0, 1)]
-    assert len(ranks[0]) == len(ranks[1]) == 12
-    for i, batch in enumerate(single):
+    single = list(ShardedBatches(102, 8, shuffle=True, seed=5, epoch=2))
+    assert len(single) == len(ShardedBatches(102, 8, shuffle=True, seed=5, epoch=2)) == 13
+    assert [len(b) for b in single] == [8] * 12 + [6] and sorted(i for b in single for i in b) == list(range(102))
+    ranks = [list(ShardedBatches(102, 8, rank=r, world=2, shuffle=True, seed=5, epoch=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 13
+    for i, batch in enumerate(single):  # the partial last batch too
         assert sorted(batch) == sorted(ranks[0][i] + ranks[1][i])
-    assert single != list(ShardedBatches(103, 8, shuffle=True, seed=5, epoch=3))
-    assert list(ShardedBatches(103, 8, shuffle=True, seed=5, epoch=2, skip=10)) == single[10:]
+    assert single != list(ShardedBatches(102, 8, shuffle=True, seed=5, epoch=3))
+    assert list(ShardedBatches(102, 8, shuffle=True, seed=5, epoch=2, skip=10)) == single[10:]
+    odd = [list(ShardedBatches(103, 8, rank=r, world=2, shuffle=True)) for r in (0, 1)]
+    assert [len(b) for b in odd[0]] == [len(b) for b in odd[1]] == [4] * 12 + [3]  # equal shares: 1 image waits
+
+
+def test_every_training_image_is_used_and_a_single_image_joins_the_batch_before():
+    assert [len(b) for b in ShardedBatches(90, 64, shuffle=True)] == [64, 26]
+    assert [len(b) for b in ShardedBatches(65, 64, shuffle=True)] == [64, 1]
+    merged = ShardedBatches(129, 64, shuffle=True, merge_single=True)
+    assert [len(b) for b in merged] == [64, 65] and len(merged) == 2 and merged.last_batch() == 65
+    assert sorted(i for b in merged for i in b) == list(range(129))
+    assert [len(b) for b in ShardedBatches(1, 64, shuffle=True, merge_single=True)] == [1]  # nothing to join
 
 
 def test_validation_batches_cover_every_image_once():

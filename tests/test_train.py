@@ -2,6 +2,7 @@
 output folder is complete and safe, resuming and torchrun reproduce a plain run; class
 names survive any character; eval scores any split, or a folder, matching classes by name."""
 
+import csv
 import json
 import math
 import os
@@ -12,7 +13,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from compute_budget import full_compute
 from PIL import Image
 from safetensors.torch import load_file
 from torch.utils.data import TensorDataset
@@ -23,7 +23,9 @@ from registry_core.cli import main
 from registry_core.cli.train import SPLITS
 from registry_core.plugins import default_host, reload_plugins
 from registry_core.training import evaluate as evaluation
-from registry_core.training.state import STATE_FILE, load_state, save_state, write_curves
+from registry_core.training.lock import LOCK_FILE
+from registry_core.training.plots import write_curves
+from registry_core.training.state import STATE_FILE, load_state, save_state
 from registry_core.weights.metadata import class_names
 
 TINY = {"train_size": 256, "val_size": 64, "channels": 1, "image_size": 32}  # lenet5-sized fake data
@@ -31,18 +33,18 @@ TINY = {"train_size": 256, "val_size": 64, "channels": 1, "image_size": 32}  # l
 
 @pytest.mark.parametrize("name", registry_core.list_models())
 def test_one_step_for_every_registered_model(name):
-    full_compute(name)
     size = registry_core.model_info(name)["min_input_size"][1]
     options = {"train_size": 2, "val_size": 2, "num_classes": 3, "image_size": size, "channels": 3}
     trainer = Trainer(TrainConfig(model=name, dataset="fake", data_options=options, batch_size=2, image_size=size,
-                                  warmup_epochs=0, schedule="none"))
+                                  warmup_epochs=0, schedule="none", momentum=0.0, weight_decay=0.0))  # no extra buffers
     assert trainer.model.num_classes == 3 and trainer.model.meta.input_size[0] == 3
-    before = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    heads = ("head.", "aux_heads.")
+    before = {k: v.clone() for k, v in trainer.model.named_parameters() if k.startswith(heads)}
     batch = next(iter(trainer._loader(trainer.train_set, trainer._batches(0))))
     assert batch[0].shape == (2, 3, size, size)
     loss, correct, seen = trainer.train_step([batch])
     assert math.isfinite(loss.item()) and seen == 2 and trainer.step == 1
-    changed = {k for k, v in trainer.model.named_parameters() if not torch.equal(v, before[k])}
+    changed = {k for k, v in trainer.model.named_parameters() if k in before and not torch.equal(v, before[k])}
     assert any(k.startswith("head.") for k in changed)
     for i in range(len(trainer.model.aux_heads)):  # the declared auxiliary losses were trained too
         assert any(k.startswith(f"aux_heads.{i}.") for k in changed)
@@ -75,8 +77,7 @@ def test_gradient_accumulation_equals_the_larger_batch():
 def test_bad_options_are_training_errors():
     with pytest.raises(TrainingError, match="optimizer must be one of"):
         TrainConfig(model="lenet5", optimizer="adam")
-    with pytest.raises(TrainingError, match="fewer than one step"):
-        Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, batch_size=512))
+    assert Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, batch_size=512)).steps_per_epoch == 1
     with pytest.raises(TrainingError, match="below 'lenet5'.s minimum of 16"):
         Trainer(TrainConfig(model="lenet5", dataset="fake", data_options=TINY, image_size=12))
 
@@ -104,11 +105,15 @@ def test_output_folder_holds_weights_state_metrics_and_curves(tmp_path):
     finally:
         os.umask(umask)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["best.safetensors", "config.json", "curves.png", "last.safetensors", "metrics.jsonl", STATE_FILE]
+    assert names == ["best.safetensors", "config.json", "curves.png", "last.safetensors", "metrics.csv", "metrics.jsonl",
+                     STATE_FILE]  # and no lock: the run released it
     assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == dict.fromkeys(names, 0o640)  # the umask's
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and records == trainer.history
     assert {"train_loss", "train_acc", "val_top1", "val_top5", "images_per_s", "lr"} <= set(records[0])
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [{k: float(v) for k, v in row.items()} for row in rows] == records  # the same figures, column by column
     model = registry_core.load(out / "last.safetensors")  # self-describing: rebuilt from its metadata
     assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in model.state_dict().items())
     metadata = registry_core.read_metadata(out / "best.safetensors")
@@ -186,8 +191,8 @@ else:
 
 AUGMENTED = {  # BatchNorm, pad-and-crop + flip, Mixup and EMA: every random part the trainer has
     "source": "fake", "source_options": {"train_size": 256, "val_size": 16, "channels": 3},
-    "config": {"model": "resnet18_cifar", "batch_size": 16, "max_steps": 8, "augment": "crop-flip", "mixup": 0.4,
-               "ema": 0.9},
+    "config": {"model": "resnet18_cifar", "image_size": 16, "batch_size": 16, "max_steps": 8, "augment": "crop-flip",
+               "mixup": 0.4, "ema": 0.9},
 }
 
 
@@ -208,7 +213,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, case):
         proc.kill()
         proc.wait()
     assert load_state(killed / STATE_FILE)[2]["step"] == 5  # killed mid-epoch, 5 steps done
+    assert json.loads((killed / LOCK_FILE).read_text())["pid"] == proc.pid  # the killed run's lock stays behind
     subprocess.run([*script, "0", "resume", str(killed), str(reference)], env=env, check=True, stdout=subprocess.DEVNULL)
+    assert not (killed / LOCK_FILE).exists()  # taken over by the resumed run, which released it
     for name in ("last.safetensors", "ema.safetensors") if case else ("last.safetensors",):
         resumed, plain = load_file(killed / name), load_file(reference / name)
         assert resumed.keys() == plain.keys() and all(torch.equal(resumed[k], plain[k]) for k in plain)
@@ -225,6 +232,8 @@ def test_torchrun_two_processes_match_one_with_the_same_global_batch(tmp_path):
     result = subprocess.run([*torchrun, "train", *args, "--out", str(two)], env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("best validation top-1") == 1  # rank 0 alone reports
+    assert result.stdout.startswith("training lenet5 on fake: 256 training and 64 validation images") and "2 processes" in result.stdout
+    assert not (two / LOCK_FILE).exists()  # rank 0 alone took the folder's lock, and released it
     assert main(["train", *args, "--out", str(one)]) == 0
     a, b = load_file(one / "last.safetensors"), load_file(two / "last.safetensors")
     for key in a:
@@ -243,7 +252,28 @@ def test_cli_trains_and_evaluates(tmp_path, capsys):
     assert main(["eval", "--weights", str(out / "best.safetensors"), "--dataset", "digits", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["top1"] == pytest.approx(best) and report["images"] == 359 and report["image_size"] == 32
-    assert len(report["per_class"]) == 10 and report["top5"] >= report["top1"]
+    assert len(report["per_class"]) == 10 and report["top5"] >= report["top1"] and "confusion" not in report
+    plot = tmp_path / "confusion.png"
+    assert main(["eval", "--weights", str(out / "best.safetensors"), "--dataset", "digits", "--confusion", str(plot),
+                 "--json"]) == 0
+    matrix = json.loads(capsys.readouterr().out)["confusion"]  # rows: the true class, columns: the predicted one
+    assert [sum(row) for row in matrix] == report["class_images"] and sum(report["class_images"]) == 359
+    predicted = [sum(row[c] for row in matrix) for c in range(10)]
+    assert [100 * matrix[c][c] / n if n else None for c, n in enumerate(predicted)] == pytest.approx(report["precision"])
+    assert 100 * sum(matrix[c][c] for c in range(10)) / 359 == pytest.approx(report["top1"])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert main(["eval", "--weights", str(out / "best.safetensors"), "--dataset", "digits", "--confusion", str(plot)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[2].split() == ["class", "images", "recall", "precision"] and printed[-1] == f"confusion matrix: {plot}"
+    assert [line.split()[:2] for line in printed[3:13]] == [[str(c), str(n)] for c, n in enumerate(report["class_images"])]
+
+
+def test_a_confusion_plot_without_matplotlib_is_refused_naming_the_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    weights = tmp_path / "lenet5.safetensors"
+    registry_core.save(registry_core.create("lenet5", num_classes=10, in_chans=1), weights)
+    assert main(["eval", "--weights", str(weights), "--dataset", "digits", "--confusion", str(tmp_path / "c.png")]) == 2
+    assert "--confusion needs matplotlib: pip install 'registry-core[plots]'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -352,7 +382,9 @@ def test_eval_scores_every_image_of_a_folder(tmp_path, capsys):
     assert main(["eval", "--weights", weights, "--data-root", only_dogs, "--split", "all"]) == 0
     printed = capsys.readouterr().out
     assert f"on folder at {only_dogs} (2 images, every split at 32px)" in printed
-    assert [line.split() for line in printed.splitlines()[2:]] == [["cat", "-"], ["dog", printed.split()[-1]]]
+    top1, header, *rows = [line.split() for line in printed.splitlines()[1:]]
+    assert header == ["class", "images", "recall", "precision"] and "top-5" not in top1  # 2 classes: no top-5
+    assert [row[:3] for row in rows] == [["cat", "0", "-"], ["dog", "2", top1[1]]]  # every image is a dog
     birds = _photos(tmp_path / "birds", ["bird", "dog"], 2)
     assert main(["eval", "--weights", weights, "--data-root", birds]) == 2
     assert "not trained on: bird" in capsys.readouterr().err

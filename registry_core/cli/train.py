@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import sys
 from pathlib import Path
 
 from ..errors import TrainingError
@@ -80,7 +82,10 @@ def add_commands(sub) -> None:
     g.add_argument("--amp", choices=("bf16", "fp16"), default=KEEP, help="bfloat16 autocast, or float16 with a gradient scaler (GPU)")
     g.add_argument("--compile", action="store_true", default=KEEP, help="torch.compile the model")
     g.add_argument("--checkpoint-every", type=int, default=KEEP, help="also checkpoint every N steps (default: each epoch)")
-    g.add_argument("--log-every", type=int, default=KEEP, help="steps between log lines when not on a terminal (default 50)")
+    g.add_argument("--log-every", type=int, default=KEEP,
+                   help="off a terminal, a progress line every N steps (default 50) and at least every 30 s")
+    g.add_argument("--tensorboard", action="store_true", default=KEEP,
+                   help="also write TensorBoard event files to OUT/tensorboard (pip install 'registry-core[tensorboard]')")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 and per-class accuracy of a weights file on a dataset",
@@ -91,54 +96,80 @@ def add_commands(sub) -> None:
     p.add_argument("--split", choices=SPLITS, default="val",
                    help="which images to score: the validation split (default), the training split, or all of them")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--confusion", metavar="FILE.png",
+                   help="also draw the confusion matrix, class names on the axes, to this PNG (needs matplotlib)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (with --confusion, the matrix too)")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_train(args) -> int:
+    from ..errors import DivergenceError
+    from ..training.outputs import listed_files
     from ..training.train import fit, refuse_existing_run
 
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
     for key in ("data_options", "model_options"):
         if key in options:
             options[key] = dict(options[key])
-    if "resume" in args:
-        trainer = fit(resume=args.resume, **options)
-    else:
-        missing = [f"--{k}" for k in ("model", "dataset", "out") if k not in options]
-        if missing:
-            raise TrainingError(f"train needs {', '.join(missing)} (or --resume OUT_DIR)")
-        refuse_existing_run(options["out"], f"--resume {shlex.quote(options['out'])}")
-        trainer = fit(**options)
+    try:
+        if "resume" in args:
+            trainer = fit(resume=args.resume, **options)
+        else:
+            missing = [f"--{k}" for k in ("model", "dataset", "out") if k not in options]
+            if missing:
+                raise TrainingError(f"train needs {', '.join(missing)} (or --resume OUT_DIR)")
+            refuse_existing_run(options["out"], f"--resume {shlex.quote(options['out'])}")
+            trainer = fit(**options)
+    except DivergenceError as exc:  # not a usage error: the run started and failed
+        if os.environ.get("RANK", "0") == "0":
+            print(f"registry-core: error: {exc}", file=sys.stderr)
+        return 1
     if not trainer.dist.is_main:
         return 0
-    out = Path(trainer.config.out or ".")
-    print(f"best validation top-1 {trainer.best_top1:.2f}%")
-    for name in ("last.safetensors", "best.safetensors", "metrics.jsonl", "curves.png"):
-        if (out / name).exists():
-            print(f"  {out / name}")
+    print(f"best validation top-1 {trainer.best_top1:.2f}%"
+          + (f" (of the weights' average: {trainer.best_ema_top1:.2f}%)" if trainer.ema is not None else ""))
+    for path in listed_files(trainer.config.out or "."):
+        print(f"  {path}")
     return 0
 
 
 def cmd_eval(args) -> int:
     from ..training.evaluate import evaluate
+    from ..training.plots import require_matplotlib, write_confusion
 
     data_root = getattr(args, "data_root", None)
     dataset = getattr(args, "dataset", "folder" if data_root else None)
     if dataset is None:
         raise TrainingError("eval needs --dataset, or --data-root FOLDER for a folder of images ROOT/<class>/*")
+    if args.confusion:
+        require_matplotlib("--confusion")
     result = evaluate(args.weights, dataset, data_root=data_root, split=args.split,
                       data_options=dict(getattr(args, "data_options", [])), batch_size=args.batch_size,
                       image_size=getattr(args, "image_size", None), workers=getattr(args, "workers", 0),
                       device=getattr(args, "device", None))
+    which = {"val": "validation images", "train": "training images", "all": "images, every split"}[args.split]
+    source = f"{dataset} at {data_root}" if data_root else dataset
+    title = f"{args.weights} on {source} ({result['images']} {which} at {result['image_size']}px)"
+    if args.confusion:
+        write_confusion(Path(args.confusion), result["confusion"], result["classes"],
+                        title=f"{Path(args.weights).name} on {source}, {result['images']} {which}")
+    else:
+        del result["confusion"]
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    which = {"val": "validation images", "train": "training images", "all": "images, every split"}[args.split]
-    source = f"{dataset} at {data_root}" if data_root else dataset
-    print(f"{args.weights} on {source} ({result['images']} {which} at {result['image_size']}px)")
-    print(f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
-    width = max(len(c) for c in result["classes"])
-    for name, accuracy in zip(result["classes"], result["per_class"]):
-        print(f"  {name.ljust(width)}  {'-' if accuracy is None else f'{accuracy:6.2f}%'}")
+    print(title)
+    print(f"top-1 {result['top1']:.2f}%" + (f"  top-5 {result['top5']:.2f}%" if "top5" in result else "")
+          + f"  loss {result['loss']:.4f}")
+    width = max(len(c) for c in [*result["classes"], "class"])
+    print(f"  {'class'.ljust(width)}  {'images':>6}  {'recall':>7}  {'precision':>9}")
+    for name, count, recall, precision in zip(result["classes"], result["class_images"], result["per_class"],
+                                              result["precision"]):
+        print(f"  {name.ljust(width)}  {count:6d}  {_percent(recall):>7}  {_percent(precision):>9}")
+    if args.confusion:
+        print(f"confusion matrix: {args.confusion}")
     return 0
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"

@@ -8,7 +8,6 @@ dataset yields tensors, and resizing and normalising are plain torch.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -146,16 +145,20 @@ class ShardedBatches(Sampler[list[int]]):
 
     The epoch's order is a permutation seeded by ``(seed, epoch)``; process ``rank`` of
     ``world`` takes every ``world``-th index, so the batches of all processes together
-    are exactly the single-process batches. ``skip`` drops the first batches (resuming
-    mid-epoch). Training drops the last partial batch; validation keeps it.
+    are exactly the single-process batches. Every image is used, the last batch being
+    smaller if need be; when training, the order is first cut to a multiple of ``world``
+    so that every process's batches are the same size (fewer than ``world`` images wait
+    for the next epoch's order). ``skip`` drops the first batches (resuming mid-epoch).
+    ``merge_single`` adds a last batch of one image to the batch before it, for models
+    whose BatchNorm would otherwise normalise a single image.
     """
 
     def __init__(self, length: int, batch_size: int, *, rank: int = 0, world: int = 1, shuffle: bool = False,
-                 seed: int = 0, epoch: int = 0, skip: int = 0):
+                 seed: int = 0, epoch: int = 0, skip: int = 0, merge_single: bool = False):
         if batch_size % world:
             raise DataError(f"batch size {batch_size} must be divisible by the number of processes ({world})")
         self.length, self.per_rank, self.rank, self.world = length, batch_size // world, rank, world
-        self.shuffle, self.seed, self.epoch, self.skip = shuffle, seed, epoch, skip
+        self.shuffle, self.seed, self.epoch, self.skip, self.merge_single = shuffle, seed, epoch, skip, merge_single
 
     def _indices(self) -> list[int]:
         if not self.shuffle:
@@ -165,18 +168,26 @@ class ShardedBatches(Sampler[list[int]]):
         order = order[: self.length - self.length % self.world]
         return order[self.rank :: self.world].tolist()
 
+    def _starts(self) -> list[int]:
+        """Where each of this process's batches begins in its indices, the end included."""
+        count = self.length // self.world if self.shuffle else len(range(self.rank, self.length, self.world))
+        starts = [*range(0, count, self.per_rank), count]
+        if self.merge_single and len(starts) > 2 and count - starts[-2] == 1:
+            del starts[-2]
+        return starts
+
     def __iter__(self) -> Iterator[list[int]]:
-        indices = self._indices()
-        for start in range(self.skip * self.per_rank, len(indices), self.per_rank):
-            batch = indices[start : start + self.per_rank]
-            if self.shuffle and len(batch) < self.per_rank:
-                return
-            yield batch
+        indices, starts = self._indices(), self._starts()
+        for begin, end in list(zip(starts, starts[1:]))[self.skip :]:
+            yield indices[begin:end]
 
     def __len__(self) -> int:
-        if self.shuffle:
-            return max(self.length // self.world // self.per_rank - self.skip, 0)
-        return max(math.ceil(len(range(self.rank, self.length, self.world)) / self.per_rank) - self.skip, 0)
+        return max(len(self._starts()) - 1 - self.skip, 0)
+
+    def last_batch(self) -> int:
+        """The size of this process's last batch of the epoch (0: no batches)."""
+        starts = self._starts()
+        return starts[-1] - starts[-2] if len(starts) > 1 else 0
 
 
 def make_loader(dataset: Dataset, batches: ShardedBatches, workers: int, device: torch.device, seed: int = 0) -> DataLoader:

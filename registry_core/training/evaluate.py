@@ -25,13 +25,14 @@ from .transforms import Augmented, eval_transform
 
 def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int, inputs: Callable, dist: Distributed,
                     autocast: Callable) -> dict[str, Any]:
-    """Loss, top-1, top-5 (top-k with k = min(5, classes)) and per-class top-1, in percent,
-    summed over every process's share of ``loader``."""
+    """Loss, top-1, per-class recall and precision (in percent) and the confusion matrix
+    (rows: true class, columns: predicted), summed over every process's share of
+    ``loader``; top-5 too when there are more than 5 classes (else it is always 100%)."""
     was_training = model.training
     model.eval()
     device = dist.device
-    per_class = torch.zeros(2, num_classes, dtype=torch.float64, device=device)  # correct, seen
-    sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, top-k hits
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.float64, device=device)
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, top-5 hits
     k = min(5, num_classes)
     with torch.no_grad():
         for images, targets in loader:
@@ -39,21 +40,26 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int, inpu
             with autocast():
                 logits = main_logits(model(x)).float()
             top = logits.topk(k, dim=1).indices
-            per_class[0].index_add_(0, y, (top[:, 0] == y).double())
-            per_class[1].index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
+            confusion.index_add_(0, y * num_classes + top[:, 0], torch.ones_like(y, dtype=torch.float64))
             sums[0] += F.cross_entropy(logits, y, reduction="sum")
             sums[1] += (top == y[:, None]).any(dim=1).sum()
     model.train(was_training)
-    totals = dist.sum_tensor(torch.cat([per_class.flatten(), sums])).cpu()
-    correct, seen = totals[:num_classes], totals[num_classes : 2 * num_classes]
+    totals = dist.sum_tensor(torch.cat([confusion, sums])).cpu()
+    matrix = totals[:-2].view(num_classes, num_classes)
+    correct, seen, predicted = matrix.diagonal(), matrix.sum(1), matrix.sum(0)
     count = seen.sum().item()
-    return {
+    result = {
         "loss": totals[-2].item() / count,
         "top1": 100.0 * correct.sum().item() / count,
-        "top5": 100.0 * totals[-1].item() / count,
         "per_class": [100.0 * c / s if s else None for c, s in zip(correct.tolist(), seen.tolist())],
+        "precision": [100.0 * c / p if p else None for c, p in zip(correct.tolist(), predicted.tolist())],
+        "class_images": [int(s) for s in seen.tolist()],
+        "confusion": matrix.long().tolist(),
         "images": int(count),
     }
+    if num_classes > 5:
+        result["top5"] = 100.0 * totals[-1].item() / count
+    return result
 
 
 def evaluate(weights: str | Path, dataset: str, *, data_root: str | None = None, data_options: dict | None = None,

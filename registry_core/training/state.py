@@ -1,16 +1,16 @@
-"""What a training run leaves in its output folder, and reading it back to resume.
+"""The trainer state a run checkpoints, and reading it back to resume.
 
 The trainer state is one safetensors file: the model's and optimizer's tensors, plus a
 JSON document (epoch, step, configuration, history, the optimizer's non-tensor
 fields) in its metadata. One file, written atomically, so a run killed at any moment
 leaves a state whose parts belong together; nothing is pickled. The exported weights
-(``last.safetensors``, ``best.safetensors``) are written by ``registry_core.save``.
+(``last.safetensors``, ``best.safetensors``) are written by ``registry_core.save``, the
+logs by ``logs.py``, the figures by ``plots.py``.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,38 +72,3 @@ def write_json(path: Path, document: Any) -> None:
     with atomic_write(path, "w") as handle:
         json.dump(document, handle, indent=2)
         handle.write("\n")
-
-
-def write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    """``metrics.jsonl``: one JSON line per epoch, rewritten whole so it matches the state."""
-    with atomic_write(path, "w") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in history)
-
-
-def write_curves(path: Path, history: list[dict[str, Any]]) -> bool:
-    """Loss and accuracy per epoch as a PNG; ``False`` (with a warning) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-    except ImportError:
-        warnings.warn(f"matplotlib is not installed, so {path.name} was not drawn (pip install 'registry-core[plots]')", stacklevel=2)
-        return False
-    epochs = [r["epoch"] for r in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train")
-    left.plot(epochs, [r["val_loss"] for r in history], marker="o", label="validation")
-    left.set(title="loss", xlabel="epoch")
-    right.plot(epochs, [r["train_acc"] for r in history], marker="o", label="train top-1")
-    right.plot(epochs, [r["val_top1"] for r in history], marker="o", label="validation top-1")
-    right.plot(epochs, [r["val_top5"] for r in history], marker=".", linestyle=":", label="validation top-5")
-    right.set(title="accuracy (%)", xlabel="epoch")
-    for axes in (left, right):
-        axes.grid(alpha=0.3)
-        axes.legend()
-    figure.tight_layout()
-    with atomic_write(path) as handle:
-        figure.savefig(handle, format="png", dpi=100)
-    plt.close(figure)
-    return True

@@ -12,100 +12,33 @@ compute what one process computes with the same global batch.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import TrainingError
+from ..errors import DivergenceError, TrainingError
 from ..model.compose import classification_loss, main_logits
-from ..weights.model_files import save
+from .config import OPTIMIZERS, RESUMABLE, TrainConfig
 from .data import ShardedBatches, available_cores, image_size_for, load_dataset, make_loader, normalize
 from .distributed import Distributed
+from .divergence import DivergenceWatch
 from .evaluate import evaluate_loader
 from .finetune import WeightsEma, freeze, frozen_modules, hold_frozen, model_for, parameter_groups
+from .logs import require_tensorboard
+from .outputs import RunFolder, refuse_existing_run
 from .progress import Progress
-from .state import STATE_FILE, load_state, save_state, write_curves, write_json, write_metrics
-from .transforms import POLICIES, Augmented, batch_mix, default_policy, eval_transform, train_transform, trained_data_config
+from .state import STATE_FILE, load_state
+from .transforms import Augmented, batch_mix, default_policy, eval_transform, train_transform, trained_data_config
 
-OPTIMIZERS = {"sgd": (0.05, 5e-4), "adamw": (1e-3, 0.05)}  # default (lr, weight decay)
-SCHEDULES = ("cosine", "step", "none")
-RESUMABLE = {"epochs", "max_steps", "workers", "checkpoint_every", "log_every"}
-
-
-@dataclass
-class TrainConfig:
-    """Every option of a run; see ``docs/training.md``. ``batch_size`` is the global
-    batch per forward pass (split across processes); one optimiser step sees
-    ``batch_size * accum_steps`` images."""
-
-    model: str
-    dataset: str = "digits"
-    out: str | None = None
-    data_root: str | None = None
-    data_options: dict[str, Any] = field(default_factory=dict)
-    model_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
-    max_steps: int | None = None
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    step_epochs: int = 30
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    clip_grad: float | None = None
-    accum_steps: int = 1
-    seed: int = 0
-    image_size: int | None = None
-    augment: str | None = None
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    ema: float | None = None
-    weights: str | None = None
-    pretrained: bool = False
-    freeze: str | None = None
-    head_lr_mult: float = 1.0
-    channels_last: bool = False
-    amp: str | None = None
-    compile: bool = False
-    workers: int | None = None
-    checkpoint_every: int = 0
-    log_every: int = 50
-    device: str | None = None
-
-    def __post_init__(self):
-        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": (None, "bf16", "fp16"),
-                   "augment": (None, *POLICIES)}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise TrainingError(f"{name} must be one of {', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
-        positive = ("epochs", "batch_size", "accum_steps", "log_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise TrainingError(f"max_steps must be at least 1, got {self.max_steps}")
-        if not 0 <= self.label_smoothing < 1:
-            raise TrainingError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.mixup < 0 or self.cutmix < 0 or self.head_lr_mult <= 0 or not 0 < (self.ema or 0.5) < 1:
-            raise TrainingError("mixup and cutmix must be at least 0, head_lr_mult above 0 and ema in (0, 1)")
-        if self.weights and self.pretrained:
-            raise TrainingError("give weights (a file) or pretrained (the store's file), not both")
-
-    @property
-    def base_lr(self) -> float:
-        return OPTIMIZERS[self.optimizer][0] if self.lr is None else self.lr
-
+__all__ = ["TrainConfig", "Trainer", "fit", "refuse_existing_run"]
 
 class Trainer:
     """One run: the model, its data, optimiser and schedule, and the loop over them.
@@ -117,6 +50,10 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, create_options: dict[str, Any] | None = None):
         self.config = config
+        if config.tensorboard:
+            if config.out is None:
+                raise TrainingError("tensorboard logs go to the output folder: give out (--out) too")
+            require_tensorboard()
         self.dist = Distributed.from_environment(config.device)
         if config.amp == "fp16" and self.dist.device.type != "cuda":
             raise TrainingError("amp fp16 needs a GPU (its gradient scaler is for CUDA); on a CPU use --amp bf16")
@@ -127,6 +64,7 @@ class Trainer:
                           options=config.model_options, recorded=create_options)
         self.frozen = frozen_modules(model, config.freeze)
         freeze(model, self.frozen)
+        self.merge_single = _trains_batchnorm(model, self.frozen)
         self.image_size = image_size_for(config.model, config.image_size, model.meta)
         model.class_names, model.data_config = list(data.classes), trained_data_config(model.data_config, self.image_size)
         self.data_config = model.data_config
@@ -144,12 +82,10 @@ class Trainer:
         self.train_set = Augmented(data.train, train_transform(self.augment, size, crop, mode),
                                    seed=None if self.augment == "none" else config.seed)
         self.val_set = Augmented(data.val, eval_transform(size, crop, mode))
-        self.steps_per_epoch = len(self._batches(0)) // config.accum_steps
+        self.steps_per_epoch = math.ceil(len(self._batches(0)) / config.accum_steps)
         if self.steps_per_epoch == 0:
-            raise TrainingError(
-                f"{config.dataset!r} has {len(data.train)} training images, fewer than one step's "  # type: ignore[arg-type]
-                f"{config.batch_size * config.accum_steps} (batch size x accumulation steps)"
-            )
+            raise TrainingError(f"{config.dataset!r} has {len(self.train_set)} training images, fewer than the "
+                                f"{self.dist.world} processes")
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -159,6 +95,27 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_top1 = self.best_ema_top1 = -1.0
         self.epoch_sums = {"loss": 0.0, "correct": 0, "seen": 0}
+        self.watch = DivergenceWatch(len(self.classes), config.base_lr, config.head_lr_mult)
+        self.resumed, self.saved_step = False, 0
+        self.folder: RunFolder | None = None
+
+    def describe(self) -> str:
+        """The start line: what trains on what, how many steps, where and in what precision."""
+        c, batches = self.config, self._batches(0)
+        last = batches.last_batch() * self.dist.world
+        batch = f"batch {c.batch_size}" + (f" x {c.accum_steps} accumulated" if c.accum_steps > 1 else "")
+        if last != c.batch_size:
+            batch += f", the epoch's last {last} image{'s' if last > 1 else ''}"
+            if last > c.batch_size:
+                batch += " (a last batch of 1 joins the one before: BatchNorm cannot train on one image)"
+        threads = torch.get_num_threads()
+        where = f"{self.dist.device}" + (f", {threads} thread{'s' * (threads > 1)}" if self.dist.device.type == "cpu" else "")
+        if self.dist.world > 1:
+            where = f"{self.dist.world} processes, {where} each"
+        start = f", resuming after step {self.step}" if self.step else ""
+        return (f"training {c.model} on {c.dataset}: {len(self.train_set)} training and {len(self.val_set)} validation "
+                f"images, {len(self.classes)} classes, at {self.image_size}px; {self.steps_per_epoch} steps per epoch "
+                f"({batch}), {self.total_steps} steps{start}; {where}, {c.precision}")
 
     # -- the schedule and one optimiser step ------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -178,7 +135,8 @@ class Trainer:
         return x.contiguous(memory_format=_memory_format(self.config))
 
     def train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """One optimiser step over ``accum_steps`` micro-batches: ``(loss sum, correct, images)``."""
+        """One optimiser step over up to ``accum_steps`` micro-batches, each weighted by
+        its images (the epoch's last may be smaller): ``(loss sum, correct, images)``."""
         self.net.train()
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
@@ -186,9 +144,9 @@ class Trainer:
         hold_frozen(self.model, self.frozen)
         loss_sum = torch.zeros((), device=self.dist.device)
         correct = torch.zeros((), device=self.dist.device, dtype=torch.long)
-        seen = 0
-        for i, (images, targets) in enumerate(batches):
-            x, y = self._inputs(images), targets.to(self.dist.device, non_blocking=True)
+        seen, images = 0, sum(len(targets) for _, targets in batches)
+        for i, (inputs, targets) in enumerate(batches):
+            x, y = self._inputs(inputs), targets.to(self.dist.device, non_blocking=True)
             if self.mix is not None:  # soft targets; accuracy counts each image's larger share
                 x, target = self.mix(x, y)
                 y = target.argmax(1)
@@ -198,7 +156,7 @@ class Trainer:
                 with self.dist.autocast(self.config.amp):
                     output = self.net(x)
                     loss = classification_loss(output, target, self.criterion)
-                self.scaler.scale(loss / len(batches)).backward()
+                self.scaler.scale(loss * (len(y) / images)).backward()
             loss_sum += loss.detach().float() * len(y)
             correct += (main_logits(output).detach().argmax(1) == y).sum()
             seen += len(y)
@@ -217,7 +175,7 @@ class Trainer:
     def _batches(self, epoch: int, skip: int = 0) -> ShardedBatches:
         c = self.config
         return ShardedBatches(len(self.train_set), c.batch_size, rank=self.dist.rank, world=self.dist.world,
-                              shuffle=True, seed=c.seed, epoch=epoch, skip=skip)
+                              shuffle=True, seed=c.seed, epoch=epoch, skip=skip, merge_single=self.merge_single)
 
     def _loader(self, dataset, batches: ShardedBatches) -> DataLoader:
         dataset.set_epoch(batches.epoch)  # before the workers take their copy
@@ -229,10 +187,14 @@ class Trainer:
         torch.manual_seed((self.config.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.step)
 
     def fit(self) -> Trainer:
-        """Train until ``epochs`` or ``max_steps``, validating and checkpointing each epoch."""
-        c, out = self.config, self._out()
-        progress = Progress(self.dist.is_main, c.log_every)
+        """Train until ``epochs`` or ``max_steps``, validating and checkpointing each epoch.
+        A diverging run stops with a ``DivergenceError``; its folder keeps the last
+        finite checkpoint."""
+        c = self.config
         try:
+            self._open_folder()
+            progress = Progress(self.dist.is_main, c.log_every, self.total_steps, self.step)
+            progress.say(self.describe())
             while self.step < self.total_steps:
                 epoch, done = divmod(self.step, self.steps_per_epoch)
                 self._reseed()
@@ -241,66 +203,81 @@ class Trainer:
                 bar = progress.epoch(epoch + 1, remaining, done)
                 started, images = time.perf_counter(), 0
                 for _ in range(remaining):
-                    loss, correct, seen = self.train_step([next(loader) for _ in range(c.accum_steps)])
-                    self._add(loss, correct, seen)
+                    loss, correct, seen = self.train_step(list(itertools.islice(loader, c.accum_steps)))
+                    step_loss = self._add(loss, correct, seen)
                     images += seen * self.dist.world
                     rate = images / (time.perf_counter() - started)
-                    bar.update(self.epoch_sums, rate, self.lr_at(self.step - 1))
+                    lr = self.lr_at(self.step - 1)
+                    bar.update(self.epoch_sums, rate, lr, self.step)
+                    if self.folder is not None:
+                        self.folder.step(self.step, step_loss / seen, 100.0 * int(correct) / seen, lr, rate)
+                    self.watch.check_finite(self.dist.sum([step_loss])[0], "the training loss", self._where())
                     at_epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
                     if c.checkpoint_every and not at_epoch_end and self.step % c.checkpoint_every == 0:
-                        if out:
-                            self._save(out, new_best=False)
+                        if c.out:
+                            self._save(new_best=False)
                         self._reseed()
                 bar.close()
-                self._end_epoch(epoch + 1, rate, out, progress)
-        except BaseException:
+                self._end_epoch(epoch + 1, rate, progress)
+        except BaseException as exc:
             self.dist.close(wait=False)
+            if isinstance(exc, DivergenceError) and c.out:
+                kept = (f"{c.out} keeps the last finite checkpoint, from step {self.saved_step}" if self.saved_step
+                        else f"no checkpoint was written to {c.out}")
+                raise DivergenceError(f"{exc}. {kept}") from None
             raise
+        finally:
+            if self.folder is not None:
+                self.folder.close()
+                self.folder = None
         self.dist.close()
         return self
 
-    def _add(self, loss, correct, seen) -> None:
-        sums = self.epoch_sums
-        sums["loss"] += float(loss)
+    def _where(self) -> str:
+        return f"epoch {(self.step - 1) // self.steps_per_epoch + 1}, step {self.step}"
+
+    def _add(self, loss, correct, seen) -> float:
+        sums, value = self.epoch_sums, float(loss)
+        sums["loss"] += value
         sums["correct"] += int(correct)
         sums["seen"] += seen
+        return value
 
     def _global_sums(self) -> dict[str, float]:
         """This epoch's training sums over all processes (every process must call it)."""
         return dict(zip(self.epoch_sums, self.dist.sum(list(self.epoch_sums.values()))))
 
-    def _end_epoch(self, epoch: int, rate: float, out: Path | None, progress: Progress) -> None:
+    def _end_epoch(self, epoch: int, rate: float, progress: Progress) -> None:
         train = list(self._global_sums().values())
+        where = f"epoch {epoch}, step {self.step}"
+        self.watch.check_epoch(train[0] / train[2], where)
         val = self.validate()
-        record = {
-            "epoch": epoch,
-            "step": self.step,
-            "lr": self.lr_at(self.step - 1),
-            "train_loss": train[0] / train[2],
-            "train_acc": 100.0 * train[1] / train[2],
-            "val_loss": val["loss"],
-            "val_top1": val["top1"],
-            "val_top5": val["top5"],
-            "images_per_s": rate,
-        }
+        record = {"epoch": epoch, "step": self.step, "lr": self.lr_at(self.step - 1), "train_loss": train[0] / train[2],
+                  "train_acc": 100.0 * train[1] / train[2], "val_loss": val["loss"], "val_top1": val["top1"]}
+        if "top5" in val:
+            record["val_top5"] = val["top5"]
         ema = self.validate(self.ema.module) if self.ema is not None else {"top1": -1.0}
         if self.ema is not None:
-            record.update(val_ema_loss=ema["loss"], val_ema_top1=ema["top1"], val_ema_top5=ema["top5"])
+            record.update(val_ema_loss=ema["loss"], val_ema_top1=ema["top1"])
+            if "top5" in ema:
+                record["val_ema_top5"] = ema["top5"]
+        record["images_per_s"] = rate
+        self.watch.check_finite(val["loss"], "the validation loss", where)
         new_best_ema, self.best_ema_top1 = ema["top1"] > self.best_ema_top1, max(self.best_ema_top1, ema["top1"])
         self.history.append(record)
         self.epoch_sums = {"loss": 0.0, "correct": 0, "seen": 0}
         new_best = record["val_top1"] > self.best_top1
         self.best_top1 = max(self.best_top1, record["val_top1"])
-        progress.summary(record, self.total_steps)
-        if out:
-            self._save(out, new_best, new_best_ema)
-            if self.dist.is_main:
-                write_metrics(out / "metrics.jsonl", self.history)
-                write_curves(out / "curves.png", self.history)
+        progress.summary(record)
+        if self.config.out:
+            self._save(new_best, new_best_ema)
+            if self.folder is not None:
+                self.folder.epoch(self.history)
 
     def validate(self, model: torch.nn.Module | None = None) -> dict[str, Any]:
-        """Top-1/top-5 and loss on the validation split (all processes together), of the
-        trained model or of ``model`` (the weights' average)."""
+        """Loss, top-1 (top-5 with more than 5 classes), per-class figures and the
+        confusion matrix on the validation split (all processes together), of the trained
+        model or of ``model`` (the weights' average)."""
         batches = ShardedBatches(len(self.val_set), self.config.batch_size, rank=self.dist.rank, world=self.dist.world)
         return evaluate_loader(
             model or self.model, self._loader(self.val_set, batches), len(self.classes), self._inputs, self.dist,
@@ -308,41 +285,40 @@ class Trainer:
         )
 
     # -- the output folder ---------------------------------------------------------------
-    def _out(self) -> Path | None:
+    def _open_folder(self) -> None:
+        """Rank 0 takes the output folder (its lock); every process learns whether it could."""
         if self.config.out is None:
-            return None
-        out = Path(self.config.out)
+            return
+        error = None
         if self.dist.is_main:
             try:
-                out.mkdir(parents=True, exist_ok=True)
-                write_json(out / "config.json", dataclasses.asdict(self.config))
-            except OSError as exc:
-                raise TrainingError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
-        return out
+                self.folder = RunFolder(self.config.out, resumed=self.resumed, config=dataclasses.asdict(self.config),
+                                        tensorboard=self.config.tensorboard, first_step=self.step)
+            except TrainingError as exc:
+                error = exc
+        if self.dist.sum([float(error is not None)])[0]:
+            raise error or TrainingError(f"process 0 could not take the output folder {self.config.out}")
 
-    def _save(self, out: Path, new_best: bool, new_best_ema: bool = False) -> None:
+    def _save(self, new_best: bool, new_best_ema: bool = False) -> None:
         """The weights (``last``, and ``best`` when validation improved; with EMA also
-        ``ema`` and ``best_ema``) and the trainer state. Called on every process; only
-        rank 0 writes."""
+        ``ema`` and ``best_ema``) and the trainer state, after checking every weight is
+        finite. Called on every process; only rank 0 writes."""
         sums = self._global_sums()
-        if not self.dist.is_main:
+        for module in (self.model, self.ema.module if self.ema is not None else None):
+            if module is not None:
+                self.watch.check_weights(module, self._where())
+        if self.folder is None:
             return
         epoch = self.step // self.steps_per_epoch
         metadata = {"dataset": self.config.dataset,
                     "image_size": str(self.image_size), "epoch": str(epoch), "step": str(self.step)}
-        save(self.model, out / "last.safetensors", metadata=metadata)
-        if new_best:
-            save(self.model, out / "best.safetensors", metadata={**metadata, "val_top1": f"{self.best_top1:.4f}"})
-        if self.ema is not None:
-            save(self.ema.module, out / "ema.safetensors", metadata=metadata)
-            if new_best_ema:
-                save(self.ema.module, out / "best_ema.safetensors",
-                     metadata={**metadata, "val_top1": f"{self.best_ema_top1:.4f}"})
         info = {"step": self.step, "config": dataclasses.asdict(self.config), "history": self.history,
                 "best_top1": self.best_top1, "best_ema_top1": self.best_ema_top1, "epoch_sums": sums,
                 "classes": self.classes, "create_options": self.model.create_kwargs, "scaler": self.scaler.state_dict()}
-        save_state(out / STATE_FILE, self.model.state_dict(), self.optimizer.state_dict(), info,
-                   ema_state=self.ema.module.state_dict() if self.ema is not None else None)
+        self.folder.checkpoint(self.model, self.ema.module if self.ema is not None else None, metadata,
+                               f"{self.best_top1:.4f}" if new_best else None,
+                               f"{self.best_ema_top1:.4f}" if new_best_ema else None, self.optimizer.state_dict(), info)
+        self.saved_step = self.step
 
     def restore(self, model_state, optimizer_state, info) -> None:
         if info.get("classes", self.classes) != self.classes:
@@ -357,13 +333,17 @@ class Trainer:
         self.scaler.load_state_dict(info.get("scaler") or self.scaler.state_dict())
         if self.dist.is_main:  # the saved sums are already over all processes
             self.epoch_sums = info["epoch_sums"]
+        if self.history:
+            self.watch.first = self.history[0]["train_loss"]
+        self.resumed, self.saved_step = True, self.step
 
 
 def fit(config: TrainConfig | None = None, *, resume: str | None = None, **options: Any) -> Trainer:
     """Train from a ``TrainConfig`` or keyword options, or continue the run in ``resume``.
 
-    When resuming, ``epochs``, ``max_steps``, ``workers``, ``checkpoint_every`` and
-    ``log_every`` may be changed; any other option must match the saved run.
+    When resuming, ``epochs``, ``max_steps``, ``workers``, ``checkpoint_every``,
+    ``log_every`` and ``tensorboard`` may be changed; any other option must match the
+    saved run.
     """
     if resume is None:
         if config is None:
@@ -381,11 +361,10 @@ def fit(config: TrainConfig | None = None, *, resume: str | None = None, **optio
     return trainer.fit()
 
 
-def refuse_existing_run(out: str | None, how_to_resume: str) -> None:
-    """A folder that holds a run is continued, never trained over; ``how_to_resume`` is
-    the caller's own way of saying so (a keyword in Python, an option on the CLI)."""
-    if out and (Path(out) / STATE_FILE).exists():
-        raise TrainingError(f"{out} already holds a run; continue it with {how_to_resume} or choose another folder")
+def _trains_batchnorm(model: nn.Module, frozen: list[str]) -> bool:
+    """Whether a BatchNorm layer outside the frozen parts normalises each training batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(name == f or name.startswith(f + ".") for f in frozen)
+               for name, m in model.named_modules())
 
 
 def _memory_format(config: TrainConfig) -> torch.memory_format:
