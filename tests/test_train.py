@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from compute_budget import full_compute
 from PIL import Image
 from safetensors.torch import load_file
 from torch.utils.data import TensorDataset
@@ -33,6 +34,7 @@ TINY = {"train_size": 256, "val_size": 64, "channels": 1, "image_size": 32}  # l
 
 @pytest.mark.parametrize("name", registry_core.list_models())
 def test_one_step_for_every_registered_model(name):
+    full_compute(name)
     size = registry_core.model_info(name)["min_input_size"][1]
     options = {"train_size": 2, "val_size": 2, "num_classes": 3, "image_size": size, "channels": 3}
     trainer = Trainer(TrainConfig(model=name, dataset="fake", data_options=options, batch_size=2, image_size=size,
