@@ -2,7 +2,8 @@
 
 A model's (or a weights file's) ``DataConfig`` decides everything: resize the shorter
 side to ``eval_resize`` (``interpolation``, antialiased), centre-crop ``eval_size``,
-scale to [0, 1], normalise with ``mean``/``std``. That is what torchvision's
+scale to [0, 1], normalise with ``mean``/``std`` (with timm's ``crop_mode='squash'``,
+both sides are resized to ``eval_resize``, the aspect ratio not kept). That is what torchvision's
 ``weights.transforms()`` and timm's ``create_transform(**resolve_data_config(...))``
 do, and the result equals theirs value for value: PIL images are resized by PIL, as
 theirs are, and a ``uint8`` tensor through float and back with rounding, as
@@ -54,7 +55,8 @@ def transforms(model_or_file: Any, *, train: bool = False) -> Callable[[Any], Te
         steps: list[Callable] = [ToChannels(channels), v2.PILToTensor(),
                                  train_transform(default_policy(size), size, data.crop_pct, data.interpolation)]
     else:
-        steps = [ToChannels(channels), ShorterSide(data.eval_resize, data.interpolation), v2.CenterCrop(data.eval_size),
+        resize = ShorterSide(data.eval_resize, data.interpolation, squash=data.crop_mode == "squash")
+        steps = [ToChannels(channels), resize, v2.CenterCrop(data.eval_size),
                  v2.PILToTensor()]
     return v2.Compose([*steps, ToFloat(), v2.Normalize(list(data.mean), list(data.std))])
 
@@ -136,14 +138,15 @@ class ShorterSide:
 
     size: int
     interpolation: str = "bilinear"
+    squash: bool = False  # resize both sides to ``size`` instead (timm's crop_mode 'squash')
 
     def __call__(self, image: Any) -> Any:
         from torchvision.transforms.v2.functional import resize
 
-        mode = self.interpolation
+        mode, sides = self.interpolation, [self.size, self.size] if self.squash else [self.size]
         if not (isinstance(image, Tensor) and image.dtype == torch.uint8):
-            return resize(image, [self.size], interpolation=_mode(mode), antialias=True)
-        resized = resize(image.float(), [self.size], interpolation=_mode(mode), antialias=True)
+            return resize(image, sides, interpolation=_mode(mode), antialias=True)
+        resized = resize(image.float(), sides, interpolation=_mode(mode), antialias=True)
         if resized.shape == image.shape:
             return image
         return resized.clamp_(0, 255).round_().to(torch.uint8)

@@ -25,7 +25,7 @@ from ..errors import SpecError
 from .spec import IMAGENET_MEAN, IMAGENET_STD, fit_channels
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-CROP_MODES = ("center",)
+CROP_MODES = ("center", "squash")  # squash: both sides resized to eval_resize (aspect not kept), as timm's
 
 
 @dataclass(frozen=True)

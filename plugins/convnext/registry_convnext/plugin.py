@@ -1,0 +1,37 @@
+"""Hook implementations of the ConvNeXt plugin."""
+
+from registry_core import hookimpl
+
+from .blocks import ConvNeXtBlock, ConvNeXtDownsample, ConvNeXtStem
+from .convert import CONVERTERS
+from .models import MODELS
+from .weights import WEIGHTS
+
+
+@hookimpl
+def register_stems(register):
+    register("convnext_stem", ConvNeXtStem)
+
+
+@hookimpl
+def register_blocks(register):
+    register("convnext", ConvNeXtBlock)
+    register("convnext_downsample", ConvNeXtDownsample)
+
+
+@hookimpl
+def register_models(register):
+    for name, builder in MODELS.items():
+        register(name, builder)
+
+
+@hookimpl
+def register_converters(register):
+    for converter in CONVERTERS:
+        register(converter)
+
+
+@hookimpl
+def register_weights(register):
+    for tag in WEIGHTS:
+        register(tag)
