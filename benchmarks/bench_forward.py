@@ -2,10 +2,12 @@
 
 For each name in MODELS that is registered, every variant is built with the same
 weights: torchvision's random initialisation (its BatchNorm statistics taken from one
-random batch, so activations keep their scale), converted into ours by the registered
-``torchvision/<name>`` converter, and from ours into timm's layout by the ``timm/<name>``
-converter where there is one (else timm keeps its own random weights, and the table says
-so). Variants, all under ``torch.inference_mode()``:
+random batch, so activations keep their scale, and a classifier it starts at zero, as
+ViT's, drawn at random, so outputs are not all zero), converted into ours by the
+registered ``torchvision/<name>`` converter, and from ours into timm's layout by the
+``timm/<name>`` converter where there is one (timm's model of that architecture, under
+timm's name where it differs, e.g. ``vit_base_patch16_224``; else timm keeps its own
+random weights, and the table says so). Variants, all under ``torch.inference_mode()``:
 
   torchvision         torchvision eager, the baseline every ratio is taken against
   torchvision+cl      the same model and input in channels_last (how much is the layout alone)
@@ -51,7 +53,7 @@ from torch import Tensor, nn
 import registry_core
 from registry_core import RegistryCoreError
 
-MODELS = ["resnet50", "resnext101_32x8d", "vgg16_bn", "inception_v3", "googlenet"]
+MODELS = ["resnet50", "resnext101_32x8d", "vgg16_bn", "inception_v3", "googlenet", "vit_b_16", "convnext_tiny"]
 BASELINE = "torchvision"
 
 
@@ -88,6 +90,7 @@ def build_variants(name: str, jit: bool, notes: list[str]) -> dict[str, Variant]
         warnings.simplefilter("ignore")  # torchvision's notes on weights=None initialisation
         theirs = torchvision.models.get_model(converter.source_name, weights=None, **converter.source_kwargs)
     settle_batchnorms(theirs, ours.meta.input_size)
+    draw_zero_classifier(theirs)
     ours.load_state_dict(converter.to_ours(theirs.state_dict()), strict=True)
     ours.eval()
     theirs_cl = copy.deepcopy(theirs).to(memory_format=torch.channels_last)
@@ -128,13 +131,24 @@ def settle_batchnorms(model: nn.Module, size: tuple[int, ...]) -> None:
     model.eval()
 
 
+def draw_zero_classifier(model: nn.Module) -> None:
+    """Draw the last linear layer's weights from N(0, 0.01) where the library starts them at
+    zero (torchvision's ViT), so the outputs depend on every layer and the differences mean something."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    if not last.weight.any():
+        with torch.no_grad():
+            last.weight.normal_(0, 0.01, generator=torch.Generator().manual_seed(0))
+
+
 def build_timm(name: str, ours: nn.Module, notes: list[str]) -> nn.Module | None:
-    """timm's ``name`` with our weights converted into its layout, or its own random
-    weights where no converter fits; None where timm has no such architecture."""
-    if not timm.is_model(name):
+    """timm's model of ``name``'s architecture with our weights converted into its layout,
+    or its own random weights where no converter fits; None where timm has no such architecture."""
+    known = f"timm/{name}" in registry_core.list_converters()
+    timm_name = registry_core.get_converter("timm", name).source_name if known else name
+    if not timm.is_model(timm_name):
         notes.append(f"{name}: skipped timm, which has no such architecture")
         return None
-    model = timm.create_model(name, pretrained=False).eval()
+    model = timm.create_model(timm_name, pretrained=False, num_classes=ours.num_classes).eval()
     try:
         converter = registry_core.get_converter("timm", name)
         # timm's layout may lack parts ours has (an auxiliary head): convert only what it holds

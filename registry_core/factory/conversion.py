@@ -226,13 +226,16 @@ def _apply(fn: Callable[[StateDict], StateDict], state: Mapping[str, Tensor], co
 
 def _verify(converter: Converter, theirs: StateDict, ours: ComposedModel, size: int | None, atol: float,
             sizes: Mapping[str, int]) -> dict[str, str]:
-    """Compare the other library's model, built with ``sizes`` and holding ``theirs``,
-    with ``ours`` on a seeded input."""
+    """Compare the other library's model, built with ``sizes`` (and the options of ours
+    it shares, ``converter.source_options``) and holding ``theirs``, with ``ours`` on a
+    seeded input."""
     if converter.source not in LIBRARIES or importlib.util.find_spec(converter.source) is None:
         reason = f"{converter.source} is not installed" if converter.source in LIBRARIES else f"no way to build {converter.source} models"
         warnings.warn(f"outputs not compared: {reason}", UserWarning, stacklevel=3)
         return {"verified": f"no ({reason})"}
-    other = assign_weights(lambda: source_model(converter, like=theirs, **sizes), dict(theirs),
+    shared = {name: ours.create_kwargs[option] for option, name in converter.source_options.items()
+              if option in ours.create_kwargs}
+    other = assign_weights(lambda: source_model(converter, like=theirs, options=shared, **sizes), dict(theirs),
                            on_error=f" (loading into {converter.source}'s {converter.source_name})",
                            allow_non_finite=True)  # our side has already checked these values
     size = size or ours.meta.input_size[-1]
@@ -244,12 +247,13 @@ def _verify(converter: Converter, theirs: StateDict, ours: ComposedModel, size: 
 
 
 def source_model(converter: Converter, *, num_classes: int | None = None, in_chans: int | None = None,
-                 like: Mapping[str, Tensor] | None = None) -> nn.Module:
+                 like: Mapping[str, Tensor] | None = None, options: Mapping[str, Any] | None = None) -> nn.Module:
     """The converter's model in the other library, with random weights (never
-    downloaded), built with ``num_classes`` and ``in_chans`` when given. torchvision's
+    downloaded), built with ``num_classes`` and ``in_chans`` when given, and ``options``
+    (in that library's names, such as a ViT's image size). torchvision's
     models take no ``in_chans``: their convolutions that take the image are rebuilt for
     the input channels of ``like`` (a state dict in that library's layout)."""
-    kwargs: dict[str, Any] = {**converter.source_kwargs}
+    kwargs: dict[str, Any] = {**converter.source_kwargs, **(options or {})}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if converter.source == "torchvision":
