@@ -105,17 +105,16 @@ class Trainer:
         last = batches.last_batch() * self.dist.world
         batch = f"batch {c.batch_size}" + (f" x {c.accum_steps} accumulated" if c.accum_steps > 1 else "")
         if last != c.batch_size:
-            batch += f", the epoch's last {last} image{'s' if last > 1 else ''}"
+            batch += f", the epoch's last {_count(last, 'image')}"
             if last > c.batch_size:
                 batch += " (a last batch of 1 joins the one before: BatchNorm cannot train on one image)"
-        threads = torch.get_num_threads()
-        where = f"{self.dist.device}" + (f", {threads} thread{'s' * (threads > 1)}" if self.dist.device.type == "cpu" else "")
+        where = f"{self.dist.device}" + (f", {_count(torch.get_num_threads(), 'thread')}" if self.dist.device.type == "cpu" else "")
         if self.dist.world > 1:
             where = f"{self.dist.world} processes, {where} each"
         start = f", resuming after step {self.step}" if self.step else ""
         return (f"training {c.model} on {c.dataset}: {len(self.train_set)} training and {len(self.val_set)} validation "
-                f"images, {len(self.classes)} classes, at {self.image_size}px; {self.steps_per_epoch} steps per epoch "
-                f"({batch}), {self.total_steps} steps{start}; {where}, {c.precision}")
+                f"images, {len(self.classes)} classes, at {self.image_size}px; {_count(self.steps_per_epoch, 'step')} per "
+                f"epoch ({batch}), {_count(self.total_steps, 'step')}{start}; {where}, {c.precision}")
 
     # -- the schedule and one optimiser step ------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -292,7 +291,7 @@ class Trainer:
         error = None
         if self.dist.is_main:
             try:
-                self.folder = RunFolder(self.config.out, resumed=self.resumed, config=dataclasses.asdict(self.config),
+                self.folder = RunFolder(self.config.out, resumed=self.resumed or self.step > 0, config=dataclasses.asdict(self.config),
                                         tensorboard=self.config.tensorboard, first_step=self.step)
             except TrainingError as exc:
                 error = exc
@@ -359,6 +358,10 @@ def fit(config: TrainConfig | None = None, *, resume: str | None = None, **optio
     trainer = Trainer(TrainConfig(**{**saved, **options, "out": str(resume)}), info.get("create_options"))
     trainer.restore(model_state, optimizer_state, info)
     return trainer.fit()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _trains_batchnorm(model: nn.Module, frozen: list[str]) -> bool:
