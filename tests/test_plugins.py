@@ -12,6 +12,7 @@ from registry_core import (
     BrokenPluginError,
     DuplicateNameError,
     PluginWarning,
+    UnknownComponentError,
     UnknownModelError,
     hookimpl,
 )
@@ -146,6 +147,41 @@ def test_bad_registrations_are_broken_plugins(fresh_host):
 
     with pytest.warns(PluginWarning, match="subclass of registry_core.Block"):
         assert fresh_host(as_plugin(register_blocks=register_blocks), "bad").status == "broken"
+
+
+def test_the_broken_plugin_hint_names_only_plugins_that_could_have_provided_the_name(fresh_host, site, rediscover,
+                                                                                     monkeypatch):
+    """A model whose builder raised is broken on its own and never blamed for another
+    name; a plugin whose block hook raised is suspected for blocks, not for models; a
+    plugin that failed to import may have provided anything."""
+    @hookimpl
+    def register_models(register):
+        register("faulty", lambda: {}["typo"])
+
+    @hookimpl
+    def register_blocks(register):
+        raise RuntimeError("boom")
+
+    fresh_host(make_plugin(), "tiny-components")
+    fresh_host(as_plugin(register_models=register_models), "buggy")
+    with pytest.warns(PluginWarning):
+        fresh_host(as_plugin(register_blocks=register_blocks), "blocks-only")
+    with pytest.warns(PluginWarning), pytest.raises(BrokenPluginError, match="faulty.*KeyError"):
+        registry_core.create("faulty")
+    with pytest.raises(BrokenPluginError, match=r"KeyError: 'typo'; the rest of its plugin, buggy, works"):
+        registry_core.create("faulty")
+    with pytest.raises(UnknownModelError) as unknown_model:
+        registry_core.create("tinny")
+    assert "broken" not in str(unknown_model.value) and unknown_model.value.suggestions[0] == "tiny"
+    with pytest.raises(UnknownComponentError, match=r"unknown block 'nothing' \(broken plugins that may have provided it: blocks-only\)$"):
+        registry_core.get_component("block", "nothing")
+
+    write_distribution(site, "rc-test-unimportable", "rc_test_unimportable", "raise ImportError('no foo')\n", "unimportable")
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "rc-test-unimportable")
+    with pytest.warns(PluginWarning, match="no foo"):
+        rediscover()
+    with pytest.raises(UnknownModelError, match=r"provided it: unimportable\)$"):
+        registry_core.create("tinny")
 
 
 def test_unknown_model_suggests_close_matches(fresh_host):

@@ -75,3 +75,31 @@ class PoolBlock(Block):
 
 def test_parameter_free_block_passes():
     testing.check_block(PoolBlock, in_channels=8, out_channels=8, stride=2)
+
+
+def test_a_head_is_checked_inside_a_model_on_its_real_inputs_aux_heads_included(fresh_host):
+    from components import make_plugin
+
+    fresh_host(make_plugin(), "tiny-components")
+    assert testing.check_in_model("head", "classifier", "tiny_aux") == 2  # the main head and the auxiliary one
+    assert testing.check_in_model("block", "tiny_block", "tiny") == 3  # 8->16, 16->16 and 16->32/2: all distinct
+    assert testing.models_using(TinyBlock) == ["tiny_mixed", "tiny", "tiny_aux"]  # smallest first
+
+
+@pytest.mark.parametrize("init", ["pytorch", "zero_bias", "trunc_normal", "zeros"])
+def test_the_classifier_head_normalises_on_request_and_starts_its_linear_as_asked(init):
+    head = testing.check_head("classifier", norm="layer_norm", init=init, in_features=32)
+    plain = testing.check_head("classifier", init=init)
+    assert [k for k in plain.state_dict()] == []  # num_classes=0 after the kit's resets: no fc, and no norm
+    assert [k for k in head.state_dict()] == ["norm.weight", "norm.bias"]
+    head.reset(10)
+    fc = head.fc
+    assert (torch.count_nonzero(fc.bias) == 0) == (init != "pytorch")
+    assert (torch.count_nonzero(fc.weight) == 0) == (init == "zeros")
+    if init == "trunc_normal":
+        assert 0.015 < fc.weight.std() < 0.025
+    x = torch.randn(4, 32, 3, 3)
+    expected = torch.nn.functional.layer_norm(x.mean((2, 3)), (32,), head.norm.weight, head.norm.bias, 1e-6)
+    assert torch.allclose(head(x, pre_logits=True), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="init must be one of"):
+        testing.check_head("classifier", init="xavier")

@@ -29,8 +29,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("plugins", help="list plugins, their versions, hooks and what they provided")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--check", nargs="*", metavar="NAME", default=None,
-                   help="exit 1 if a plugin is broken or a name contested; with NAMEs, also run the conformance "
-                        "kit on every component those plugins provide")
+                   help="exit 1 if a plugin is broken, a name contested or a model unavailable (its spec names a "
+                        "missing part); with NAMEs, also run the conformance kit on every component those plugins provide")
     p.set_defaults(func=cmd_plugins)
 
 
@@ -53,12 +53,11 @@ def _table(rows: list[list[str]]) -> str:
 def cmd_list(args) -> int:
     import fnmatch
 
-    from ..factory.catalog import list_contested, list_models, model_infos
+    from ..factory.catalog import list_contested
 
-    names = list_models(args.pattern, family=args.family, plugin=args.plugin, max_params=args.max_params,
-                        max_gflops=args.max_gflops, input_size=args.input_size, pretrained=args.pretrained, sort=args.sort)
+    names, infos = _described(args)
     if args.json:
-        print(json.dumps(list(model_infos(names).values()), indent=2, default=str))
+        print(json.dumps(list(infos.values()), indent=2, default=str))
         return 0
     contested = [c for c in list_contested() if c["kind"] == "model" and fnmatch.fnmatchcase(c["name"], args.pattern)]
     for contest in contested:
@@ -68,7 +67,7 @@ def cmd_list(args) -> int:
         return 0
     rows = [["name", "family", "params", "plugin"]]
     unavailable = []
-    for name, info in model_infos(names, flops=False).items():
+    for name, info in infos.items():
         if isinstance(info, Exception):  # one unbuildable model must not hide the others
             unavailable.append(f"{name}: {info}")
             rows.append([name, "?", "unavailable", "?"])
@@ -78,6 +77,28 @@ def cmd_list(args) -> int:
     for line in unavailable:
         print(f"unavailable: {line}", file=sys.stderr)
     return 0
+
+
+def _described(args) -> tuple[list[str], dict[str, Any]]:
+    """The models ``list`` shows and their infos (an exception for one that cannot be
+    built). A builder that raises while being described warns once, as a plugin fault;
+    ``list`` reports that model as unavailable with the same cause, so that warning is
+    not repeated, and every other warning is."""
+    import warnings
+
+    from ..factory.catalog import list_models, model_infos
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = list_models(args.pattern, family=args.family, plugin=args.plugin, max_params=args.max_params,
+                            max_gflops=args.max_gflops, input_size=args.input_size, pretrained=args.pretrained,
+                            sort=args.sort)
+        infos = model_infos(names, flops=args.json)
+    reported = {("model", name) for name, info in infos.items() if isinstance(info, Exception)}
+    for warning in caught:
+        if getattr(warning.message, "entry", None) not in reported:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return names, infos
 
 
 def cmd_info(args) -> int:
@@ -128,12 +149,16 @@ def cmd_plugins(args) -> int:
 
 
 def _check_plugins(names: list[str]) -> int:
-    """Health of every plugin, then the conformance kit on the named ones: exit 1 on any problem."""
+    """Health of every plugin and model, then the conformance kit on the named plugins:
+    exit 1 on any problem. Models are built first (on the meta device), so a builder
+    that raises shows in its plugin's record."""
     from ..factory.catalog import list_contested, list_plugins
-    from ..testing import check_plugin
+    from ..testing import check_plugin, unavailable_models
 
+    unavailable = [f"model {name} is unavailable: {why}" for name, why in unavailable_models().items()]
     problems = [f"plugin {r.name} ({r.distribution} {r.version}) is {r.status}: {r.error}"
                 for r in list_plugins() if r.status == "broken" or (r.status == "ok" and r.error)]
+    problems += unavailable
     problems += [f"contested: {c['text']}" for c in list_contested() if not c["settled"]]
     for name in names:
         for what, outcome in check_plugin(name):

@@ -186,7 +186,9 @@ class PluginHost:
         if owner is not None:
             owner.error = "; ".join(filter(None, [owner.error, cause]))
         self._trace_exception(exc)
-        warnings.warn(PluginWarning(f"registry-core plugin {entry.provenance}: {cause}"), stacklevel=3)
+        warning = PluginWarning(f"registry-core plugin {entry.provenance}: {cause}")
+        warning.entry = (kind, name)  # type: ignore[attr-defined]  # which entry: `list` reports it once, as unavailable
+        warnings.warn(warning, stacklevel=3)
 
     def _trace_exception(self, exc: BaseException | None) -> None:
         if self.trace and exc is not None:
@@ -200,9 +202,23 @@ class PluginHost:
         record = self._record(prov, status="broken", error=cause, hooks=list(hooks))
         self.records[prov.plugin] = record
         existing = {(e.kind, e.name) for e in staged if e.name in self.registry.entries[e.kind]}
-        self.registry.mark_broken(prov.plugin, cause, [(e.kind, e.name) for e in staged if (e.kind, e.name) not in existing])
+        self.registry.mark_broken(prov.plugin, cause, [(e.kind, e.name) for e in staged if (e.kind, e.name) not in existing],
+                                  _kinds_of_hooks(hooks))
         warnings.warn(PluginWarning(f"registry-core plugin {prov} is broken: {cause}"), stacklevel=3)
         return record
+
+
+def _kinds_of_hooks(hooks) -> set[str] | None:
+    """The kinds of entry a broken plugin's hooks could have given (a misspelled hook:
+    the kind it was close to); ``None`` when it has no hooks we know of (it failed to
+    import), so it may have provided anything."""
+    kinds = set()
+    for hook in hooks:
+        match = hook if hook in KIND_OF_HOOK else next(iter(difflib.get_close_matches(hook, KIND_OF_HOOK, n=1)), None)
+        if match is None:
+            return None
+        kinds.add(KIND_OF_HOOK[match])
+    return kinds or None
 
 
 def _summary(provided: dict[str, list[str]]) -> str:

@@ -100,7 +100,8 @@ def _normalise(name: str) -> str:
 
 @dataclass
 class Registry:
-    """All entries by kind and name, plus what broken plugins would have provided.
+    """All entries by kind and name, plus what broken plugins would have provided and
+    which entries of working plugins broke.
 
     Every registration of a name is kept as a claim, and the entry under the name is
     decided from the set of claims alone, so the order plugins load in never matters:
@@ -114,7 +115,9 @@ class Registry:
     claims: dict[tuple[str, str], list[Entry]] = field(default_factory=dict)
     contests: dict[tuple[str, str], Contest] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
+    broken_kinds: dict[str, frozenset[str] | None] = field(default_factory=dict)
     broken_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    broken_entries: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def add_all(self, new: Iterable[Entry]) -> list[Entry]:
         """Add one plugin's entries atomically (a name twice in one plugin is an error);
@@ -155,17 +158,22 @@ class Registry:
         match = [c for c in pool if _normalise(wanted) in {_normalise(c.provenance.distribution), _normalise(c.provenance.plugin)}]
         return match[0] if len(match) == 1 else None
 
-    def mark_broken(self, plugin: str, cause: str, would_provide: Iterable[tuple[str, str]] = ()) -> None:
+    def mark_broken(self, plugin: str, cause: str, would_provide: Iterable[tuple[str, str]] = (),
+                    kinds: Iterable[str] | None = None) -> None:
+        """A plugin that provides nothing: ``would_provide`` are the names it staged
+        before failing; ``kinds`` the kinds of entry it may have provided besides
+        (its hooks'), or ``None`` when that is unknown (it failed to import)."""
         self.broken[plugin] = cause
+        self.broken_kinds[plugin] = None if kinds is None else frozenset(kinds)
         for key in would_provide:
             self.broken_names[key] = plugin
 
     def mark_entry_broken(self, kind: str, name: str, cause: str) -> None:
         """One entry of an otherwise working plugin failed (a model builder raised):
-        it leaves the registry, and asking for it names the plugin and the cause."""
+        it leaves the registry, and asking for it names the plugin and the cause.
+        Asking for any other name never blames it."""
         entry = self.entries[kind].pop(name)
-        plugin = f"{entry.provenance.plugin}/{name}"
-        self.mark_broken(plugin, cause, [(kind, name)])
+        self.broken_entries[(kind, name)] = f"{cause}; the rest of its plugin, {entry.provenance}, works"
 
     def get(self, kind: str, name: str) -> Entry:
         entry = self.entries[kind].get(name)
@@ -179,14 +187,15 @@ class Registry:
                 f"choose one with REGISTRY_CORE_PREFER='{name}={dists[0]}' (or a line '{name}={dists[0]}' in "
                 f"$REGISTRY_CORE_HOME/prefer.txt), or uninstall one of {', '.join(dists)}"
             )
+        if (kind, name) in self.broken_entries:
+            raise BrokenPluginError(name, (), self.broken_entries[(kind, name)])
         plugin = self.broken_names.get((kind, name))
         if plugin is not None:
             raise BrokenPluginError(
                 name, (), f"it is provided by plugin {plugin!r}, which is broken: {self.broken[plugin]}"
             )
-        hint = ""
-        if self.broken:
-            hint = "broken plugins that may have provided it: " + ", ".join(sorted(self.broken))
+        suspects = sorted(p for p, kinds in self.broken_kinds.items() if kinds is None or kind in kinds)
+        hint = "broken plugins that may have provided it: " + ", ".join(suspects) if suspects else ""
         known = self.entries[kind].keys()
         if kind == "model":
             raise UnknownModelError(name, known, hint)

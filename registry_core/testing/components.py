@@ -1,13 +1,4 @@
-"""A conformance kit: checks any stem, block, head or registered model keeps the contract.
-
-Plugin authors call these from their own tests::
-
-    from registry_core import testing
-    testing.check_block(MyBlock, in_channels=64, out_channels=128, stride=2)
-    testing.check_model("my_model")
-
-Each check raises ``ConformanceError`` (an ``AssertionError``) saying what failed.
-"""
+"""The kit's checks of a stem, block or head class and of a registered model."""
 
 from __future__ import annotations
 
@@ -17,14 +8,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConformanceError, ConversionError
-from .factory.catalog import get_converter
-from .factory.conversion import max_output_difference
-from .factory.create import create
-from .model.compose import classification_loss, main_logits
-from .model.init import initialise
-from .model.interfaces import Block, Head, Stem
-from .plugins.host import default_host
+from ..errors import ConformanceError
+from ..factory.create import create
+from ..model.compose import classification_loss, main_logits
+from ..model.init import initialise
+from ..model.interfaces import Block, Head, Stem
+from ..plugins.host import default_host
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -194,170 +183,3 @@ def check_model(name: str, *, size: int | None = None, batch: int = 2, **create_
         _expect(fmap.shape[1] == info["channels"], f"{what}: {info['module']} has {fmap.shape[1]} channels, feature_info says {info['channels']}")
 
 
-TOOLS = ("script", "trace", "fx", "feature_extractor", "export")
-"""What ``check_toolchain`` runs by default; ``"compile"`` (``torch.compile``) is slow
-on a CPU, so it runs only when asked for."""
-
-
-def _toolchain_outputs(tool: str, model: nn.Module, x: torch.Tensor, compile_backend: str) -> Any:
-    """``tool``'s version of ``model`` run on ``x``: logits, or for the feature
-    extractor the stage maps as a list."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecation notices and tracer warnings, not failures
-        if tool == "script":
-            return torch.jit.script(model)(x)
-        if tool == "trace":
-            return torch.jit.trace(model, x, check_trace=False)(x)
-        if tool == "fx":
-            return torch.fx.symbolic_trace(model)(x)
-        if tool == "feature_extractor":
-            from torchvision.models.feature_extraction import create_feature_extractor
-
-            nodes = {module: str(i) for i, module in enumerate(model.stage_info.module_name())}  # type: ignore[union-attr, operator]
-            outputs = list(create_feature_extractor(model, nodes)(x).values())
-            return model.as_maps(outputs, list(range(len(outputs))), x.shape[-2], x.shape[-1])  # type: ignore[operator]
-        if tool == "export":
-            return torch.export.export(model, (x,)).module()(x)
-        if tool == "compile":
-            return torch.compile(model, backend=compile_backend, dynamic=False)(x)
-    raise ConformanceError(f"unknown tool {tool!r}; choose from {', '.join((*TOOLS, 'compile'))}")
-
-
-def check_toolchain(name: str, *, size: int | None = None, batch: int = 2, tools: tuple[str, ...] = TOOLS,
-                    atol: float = 1e-4, compile_backend: str = "inductor", **create_kwargs: Any) -> dict[str, float]:
-    """Run ``name`` (in eval mode, at ``size`` pixels, by default its minimum input
-    size or 32) through TorchScript (``script``, ``trace``), torch.fx (``fx``, and
-    torchvision's ``feature_extractor`` against ``forward_intermediates``),
-    ``torch.export`` and, if asked, ``torch.compile`` (with ``compile_backend``), comparing each one's outputs
-    with the eager model's. Returns the largest difference per tool; raises
-    ``ConformanceError`` naming every tool that failed with the first line of why."""
-    torch.manual_seed(0)
-    model = create(name, **create_kwargs).eval()
-    side = size or max(model.meta.min_input_size[-1], 32)
-    x = torch.randn(batch, model.meta.input_size[0], side, side)
-    with torch.no_grad():
-        expected = {"logits": model(x), "maps": model.forward_intermediates(x)}
-    differences, failures = {}, []
-    for tool in tools:
-        want = expected["maps"] if tool == "feature_extractor" or model.features_only else expected["logits"]
-        want = list(want) if isinstance(want, (list, tuple)) else [want]
-        try:
-            with torch.no_grad():
-                got = _toolchain_outputs(tool, model, x, compile_backend)
-            got = list(got) if isinstance(got, (list, tuple)) else [got]
-            _expect(len(got) == len(want) and all(g.shape == w.shape for g, w in zip(got, want)),
-                    f"gave shapes {[tuple(g.shape) for g in got]}, eager gives {[tuple(w.shape) for w in want]}")
-            differences[tool] = max((g - w).abs().max().item() for g, w in zip(got, want))
-            _expect(differences[tool] <= atol, f"outputs differ from eager by {differences[tool]:.3g} (allowed {atol:g})")
-        except ConformanceError as exc:
-            failures.append(f"{tool}: {exc}")
-        except Exception as exc:  # the tool's own refusal: report its first line, go on to the next tool
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            failures.append(f"{tool}: {type(exc).__name__}: {lines[0] if lines else ''}")
-    _expect(not failures, f"model {name!r}: " + "; ".join(failures))
-    return differences
-
-
-def perturb_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm non-trivial affine parameters and running statistics, so a
-    conversion that mixes up BN tensors cannot pass a parity check by accident."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                if module.affine and module.weight is not None and module.bias is not None:
-                    module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                    module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-                if module.running_mean is not None and module.running_var is not None:
-                    module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                    module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-    return model
-
-
-def check_conversion(
-    source: str,
-    model: str,
-    source_model: nn.Module,
-    *,
-    size: int = 64,
-    batch: int = 2,
-    atol: float = 1e-5,
-    seed: int = 0,
-    **create_kwargs: Any,
-) -> float:
-    """Prove the registered ``source/model`` converter: ``source_model``'s state dict,
-    converted, loads strictly into ``create(model)`` and gives the same eval outputs
-    (max abs difference <= ``atol``), and converting back gives equal tensors under the
-    same keys. Returns the max abs difference."""
-    converter = get_converter(source, model)
-    original = {k: v.detach().clone() for k, v in source_model.state_dict().items()}
-    ours = create(model, **{**converter.create_kwargs, **create_kwargs})
-    ours.load_state_dict(converter.to_ours(dict(original)), strict=True)
-    try:
-        diff = max_output_difference(source_model, ours, size, batch=batch, seed=seed)
-    except ConversionError as exc:
-        raise ConformanceError(f"{source}/{model}: {exc}") from None
-    _expect(diff <= atol, f"{source}/{model}: outputs differ by {diff:.3g} (allowed {atol:g})")
-    back = converter.from_ours(ours.state_dict())
-    _expect(set(back) == set(original), f"{source}/{model}: converting back changes the keys: {sorted(set(back) ^ set(original))[:5]}")
-    unequal = [k for k in original if not torch.equal(back[k], original[k])]
-    _expect(not unequal, f"{source}/{model}: converting back changes {', '.join(unequal[:5])}")
-    return diff
-
-
-def check_plugin(plugin: str) -> list[tuple[str, str]]:
-    """Run the kit on everything the loaded plugin ``plugin`` (its entry-point or
-    distribution name) provides: every stem, block and head, every model, and every
-    converter whose source library is installed. Returns ``(what, outcome)`` pairs,
-    outcome ``"ok"``, ``"skipped: why"`` or ``"FAILED: why"``; never raises for a
-    failed check, so one bad component does not hide the others."""
-    wanted = plugin.lower().replace("_", "-")
-    records = [r for r in default_host().records.values()
-               if wanted in {r.name.lower().replace("_", "-"), r.distribution.lower().replace("_", "-")}]
-    if not records:
-        raise ConformanceError(f"no loaded plugin is called {plugin!r}")
-    results = []
-    for record in records:
-        if record.status != "ok":
-            results.append((f"plugin {record.name}", f"FAILED: {record.status}: {record.error}"))
-        for kind, names in record.provided.items():
-            for name in names:
-                results.append((f"{kind} {name}", _run_check(kind, name)))
-    return results
-
-
-def _run_check(kind: str, name: str) -> str:
-    import inspect
-
-    try:
-        if kind in ("stem", "block", "head"):
-            cls = _resolve(kind, name)
-            required = [p.name for p in list(inspect.signature(cls).parameters.values())[3 if kind == "block" else 2:]
-                        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD]
-            if kind == "stem":
-                required = [p for p in required if p != "in_chans"]
-            if required:
-                return f"skipped: needs options ({', '.join(required)}); its models check it"
-            {"stem": lambda: check_stem(name, size=128), "block": lambda: check_block(name),
-             "head": lambda: check_head(name)}[kind]()
-        elif kind == "model":
-            check_model(name)
-        elif kind == "converter":
-            import importlib.util
-
-            from .factory.conversion import source_model
-
-            converter = get_converter(*name.split("/", 1))
-            if importlib.util.find_spec(converter.source) is None:
-                return f"skipped: {converter.source} is not installed"
-            size = create(converter.model, **converter.create_kwargs).meta.min_input_size[-1]
-            check_conversion(converter.source, converter.model, perturb_batchnorm(source_model(converter)),
-                             size=max(size, 64), atol=1e-4)
-        else:
-            return "skipped: no conformance check for datasets"
-    except Exception as exc:  # report every failure, of any kind, and go on
-        return f"FAILED: {type(exc).__name__}: {exc}"
-    return "ok"
