@@ -77,7 +77,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     removed: list[Path] = []
     host = _host_tag()
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(str(folder)))
     except OSError:
         return removed
     for entry in entries:

@@ -325,4 +325,17 @@ class _SkipInitOnMeta(TorchFunctionMode):
         is_init = name in self.FILL_OPS or (getattr(func, "__module__", "") == "torch.nn.init" and name.endswith("_"))
         if is_init and args and isinstance(args[0], Tensor) and args[0].is_meta:
             return args[0]
+        if name == "empty_like" and args and isinstance(args[0], Tensor) and args[0].is_meta:
+            return self._empty_like(args[0], **(kwargs or {}))
         return func(*args, **(kwargs or {}))
+
+    @staticmethod
+    def _empty_like(tensor: Tensor, *, dtype=None, device=None, requires_grad=False, **_layout) -> Tensor:
+        """``empty_like`` of a meta tensor (what ``skip_init``/``to_empty`` call): its meta
+        kernel lives in Python and pulls in torch's reference-op modules (about a second
+        on the first model built), while ``empty_strided`` is native."""
+        device = torch.device("meta") if device is None else torch.device(device)
+        if device.type != "meta":
+            return torch.empty_like(tensor, dtype=dtype, device=device, requires_grad=requires_grad)
+        return torch.empty_strided(tensor.shape, tensor.stride(), dtype=dtype or tensor.dtype, device=device,
+                                   requires_grad=requires_grad)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # reading headers and metadata needs no torch: `info FILE` an
     from torch import Tensor
 
 from ..errors import InvalidOverrideError, WeightsError
+from ..text import CONTROL, one_line
 
 MAX_HEADER_BYTES = 64 << 20  # safetensors' own reader allows 100 MB; a model of 10,000 tensors needs ~1 MB
 MAX_METADATA_BYTES = 16 << 20
@@ -38,7 +39,6 @@ SHOWN_CHARS = 80
 
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 
 
@@ -47,7 +47,7 @@ def shown(text: object, limit: int = SHOWN_CHARS) -> str:
     (ANSI escapes, newlines, bidi overrides) escaped, and cut to ``limit``."""
     text = str(text)
     cut = f"... ({len(text):,} characters)" if len(text) > limit else ""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text[:limit]) + cut
+    return one_line(text[:limit]) + cut
 
 
 def json_depth(text: str) -> int:
@@ -149,7 +149,7 @@ def _int_text(text: str) -> object:
 
 
 def check_name(name: object, what: str) -> None:
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS or _CONTROL.search(name):
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS or CONTROL.search(name):
         raise WeightsError(f"{what} is not a model name: {shown(name)}")
 
 
@@ -193,7 +193,6 @@ def fit_tensors(expected: Mapping[str, Tensor], state: Mapping[str, Tensor], *, 
     and notes for the user. Float tensors for float parameters are cast, and the cast
     is reported; an integer or bool tensor for a float parameter (or the reverse) would
     lose values, so it is refused. Non-finite values are refused unless allowed."""
-    import torch
 
     fitted, casts, refused, non_finite = {}, set(), [], []
     for key, tensor in state.items():
@@ -205,7 +204,7 @@ def fit_tensors(expected: Mapping[str, Tensor], state: Mapping[str, Tensor], *, 
             if want.is_floating_point:
                 casts.add((_dtype(tensor.dtype), _dtype(want)))
             tensor = tensor.to(want)
-        if tensor.is_floating_point() and not allow_non_finite and not bool(torch.isfinite(tensor).all()):
+        if tensor.is_floating_point() and not allow_non_finite and not all_finite(tensor):
             non_finite.append(key)
         fitted[key] = tensor
     if refused:
@@ -217,6 +216,18 @@ def fit_tensors(expected: Mapping[str, Tensor], state: Mapping[str, Tensor], *, 
                            "to load them anyway")
     notes = [f"{source}: tensors cast from {a} to {b} to fit the model" for a, b in sorted(casts)]
     return fitted, notes
+
+
+def all_finite(tensor: Tensor) -> bool:
+    """No NaN or Inf in ``tensor``. Its minimum and maximum tell (both propagate NaN) in
+    one pass without a mask the size of the tensor: about ten times faster than
+    ``isfinite().all()``, which dominated loading a large model."""
+    import torch
+
+    if tensor.numel() == 0:
+        return True
+    low, high = torch.aminmax(tensor.detach().reshape(-1))
+    return bool(torch.isfinite(low)) and bool(torch.isfinite(high))
 
 
 def _dtype(dtype: torch.dtype) -> str:
