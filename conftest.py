@@ -6,9 +6,29 @@ import sys
 import pytest
 
 
+@pytest.fixture(scope="session")
+def _built_index(tmp_path_factory):
+    """The index of the installed plugins, built once per session in a fresh process,
+    so a test's command-line runs find it as a user's second run would (building it is
+    tested in tests/test_manifest.py)."""
+    import os
+    import subprocess
+
+    home = tmp_path_factory.mktemp("index_home")
+    build = "from registry_core.factory import manifest; manifest.current()"
+    subprocess.run([sys.executable, "-c", build], env={**os.environ, "REGISTRY_CORE_HOME": str(home)},
+                   capture_output=True, check=True, timeout=600)
+    return home / "manifests"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("REGISTRY_CORE_HOME", str(tmp_path / "registry_core_home"))
+def _isolated_home(tmp_path_factory, monkeypatch, _built_index):
+    """Each test's own home folder, beside its tmp_path (which stays the test's alone)."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("registry_core_home")
+    shutil.copytree(_built_index, home / "manifests")
+    monkeypatch.setenv("REGISTRY_CORE_HOME", str(home))
     monkeypatch.delenv("REGISTRY_CORE_PLUGINS", raising=False)
     monkeypatch.delenv("REGISTRY_CORE_TRACE", raising=False)
 

@@ -265,14 +265,14 @@ def test_export_keeps_our_files_dtype_unless_told(resnet18_checkpoint, tmp_path)
 def test_pretrained_loads_from_the_store(tmp_path):
     torch.manual_seed(0)
     model = create("lenet5")
-    save(model, tmp_path / "registry_core_home" / "weights" / "lenet5.safetensors")
+    save(model, Path(os.environ["REGISTRY_CORE_HOME"]) / "weights" / "lenet5.safetensors")
     loaded = create("lenet5", pretrained=True)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
 
 
 def test_missing_pretrained_weights_say_which_command_to_run(tmp_path, library_caches):
     needs_converter("torchvision/resnet18")
-    store = tmp_path / "registry_core_home" / "weights" / "resnet18.tv_in1k.safetensors"
+    store = Path(os.environ["REGISTRY_CORE_HOME"]) / "weights" / "resnet18.tv_in1k.safetensors"
     with pytest.raises(WeightsError) as info:
         create("resnet18", pretrained=True)
     message = str(info.value)
@@ -292,7 +292,7 @@ def test_torchvision_cache_is_converted_once_into_the_store(resnet18_checkpoint,
     cached.write_bytes(checkpoint.read_bytes())
     with pytest.warns(UserWarning, match="converting torchvision's cached"):
         model = create("resnet18", pretrained=True).eval()
-    store = tmp_path / "registry_core_home" / "weights" / "resnet18.tv_in1k.safetensors"
+    store = Path(os.environ["REGISTRY_CORE_HOME"]) / "weights" / "resnet18.tv_in1k.safetensors"
     assert read_metadata(store)["source_sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -331,7 +331,7 @@ def test_timm_hub_cache_is_found(library_caches, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x))
     assert model.pretrained_tag == tag and model.data_config.interpolation == get_pretrained_cfg("resnet18").interpolation
-    assert (tmp_path / "registry_core_home" / "weights" / f"resnet18.{tag}.safetensors").is_file()
+    assert (Path(os.environ["REGISTRY_CORE_HOME"]) / "weights" / f"resnet18.{tag}.safetensors").is_file()
 
 
 def test_torchvision_cache_comes_before_timms(resnet18_checkpoint, tmp_path, library_caches):
@@ -347,7 +347,7 @@ def test_torchvision_cache_comes_before_timms(resnet18_checkpoint, tmp_path, lib
     fill_timm_hub_cache(library_caches[1], "resnet18.tv_in1k")
     with pytest.warns(UserWarning, match="converting torchvision's cached"):
         create("resnet18", pretrained=True)
-    header = read_metadata(tmp_path / "registry_core_home" / "weights" / "resnet18.tv_in1k.safetensors")
+    header = read_metadata(Path(os.environ["REGISTRY_CORE_HOME"]) / "weights" / "resnet18.tv_in1k.safetensors")
     assert (header["source"], header["source_sha256"]) == ("torchvision", hashlib.sha256(cached.read_bytes()).hexdigest())
 
 

@@ -2,6 +2,9 @@
 and discovery of a real (temporary) distribution through its entry point."""
 
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from components import TinyBlock, as_plugin, make_plugin, tiny
@@ -76,7 +79,7 @@ def test_a_preference_settles_a_contest_and_is_shown(monkeypatch):
 
 
 def test_a_preference_file_in_the_home_folder_settles_a_contest(tmp_path, monkeypatch):
-    home = tmp_path / "registry_core_home"
+    home = Path(os.environ["REGISTRY_CORE_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     (home / "prefer.txt").write_text("# which plugin owns contested names\nmodel:alpha = first\n")
     host = PluginHost()

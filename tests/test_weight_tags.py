@@ -5,6 +5,7 @@ The comparisons run over the registered tags, so a third party's torchvision- or
 timm-sourced tags are held to the same standard."""
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -185,7 +186,7 @@ def test_pretrained_tag_converts_from_torchvisions_cache_with_its_preprocessing_
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x))
-    stored = tmp_path / "registry_core_home" / "weights" / "resnet18.tv_in1k.safetensors"
+    stored = Path(os.environ["REGISTRY_CORE_HOME"]) / "weights" / "resnet18.tv_in1k.safetensors"
     header = read_metadata(stored)
     assert header["tag"] == "tv_in1k" and json.loads(header["metrics"]) == {"top1": 69.758, "top5": 89.078}
     assert header["source_hash_check"].startswith("differs")  # random weights, not the upstream file
@@ -281,7 +282,7 @@ def test_a_tags_own_class_names_reach_the_converted_file(fresh_host, tmp_path):
 
 
 def test_old_untagged_store_file_still_serves_the_default_tag(tmp_path):
-    stored = tmp_path / "registry_core_home" / "weights" / "resnet18.safetensors"
+    stored = Path(os.environ["REGISTRY_CORE_HOME"]) / "weights" / "resnet18.safetensors"
     torch.manual_seed(0)
     save(create("resnet18"), stored)
     model = create("resnet18", pretrained=True)
