@@ -22,7 +22,7 @@ from sample_photos import write_crops
 import registry_core
 from registry_core.cli.benchmark import text
 
-TARGET_RATIO, TARGET_COSINE = 2.5, 0.98
+TARGET_RATIO, TARGET_COSINE, TARGET_BATCH = 2.5, 0.98, 8
 
 
 def main() -> None:
@@ -42,9 +42,11 @@ def main() -> None:
             print(text(report).replace(folder, f"<{args.photos} crops of the sample photographs>"))
             for m in report.measurements:
                 if m.variant == "int8" and m.baseline == "torchvision":
-                    verdict = "met" if m.ratio >= TARGET_RATIO and (m.cosine or 0) >= TARGET_COSINE else "MISSED"
-                    print(f"# target {verdict}: int8 {m.ratio:.2f}x torchvision eager at batch {m.batch} (best reps "
-                          f"{m.best_ratio:.2f}x; goal >= {TARGET_RATIO}x), cosine {m.cosine:.4f} (goal >= {TARGET_COSINE})")
+                    met = m.ratio >= TARGET_RATIO and (m.cosine or 0) >= TARGET_COSINE
+                    verdict = f"target {'met' if met else 'MISSED'}" if m.batch == TARGET_BATCH else "no target at this batch"
+                    print(f"# {verdict}: int8 {m.ratio:.2f}x torchvision eager at batch {m.batch} (best reps "
+                          f"{m.best_ratio:.2f}x; goal >= {TARGET_RATIO}x at batch {TARGET_BATCH}), cosine {m.cosine:.4f} "
+                          f"(goal >= {TARGET_COSINE})")
 
 
 if __name__ == "__main__":

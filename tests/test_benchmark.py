@@ -18,14 +18,14 @@ TINY = ["--batch-sizes", "2", "--reps", "1", "--warmup", "1", "--min-time", "0",
 
 def test_lenet5_json_has_every_variant_with_its_ratio(capsys):
     args = ["benchmark", "lenet5", *TINY, "--variants", "torchvision", "timm", "eager", "channels_last", "fused",
-            "onnxruntime", "int8", "--json"]
+            "onnxruntime", "int8", "--image-sizes", "36", "--json"]  # not its eval size (32): exported at 36
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {(r["mode"], r["variant"]): r for r in report["results"]}
     assert set(rows) == {("inference", v) for v in ("eager", "channels_last", "fused", "onnxruntime", "int8")} | {
         ("train", "eager"), ("train", "channels_last")}
     for row in rows.values():
-        assert row["baseline"] == "eager" and row["image_size"] == 32 and row["batch"] == 2  # torchvision has no lenet5
+        assert row["baseline"] == "eager" and row["image_size"] == 36 and row["batch"] == 2  # torchvision has no lenet5
         assert row["images_per_s"] > 0 and row["ratio"] > 0 and row["best_ratio"] > 0
         assert row["ratio"] == pytest.approx(row["images_per_s"] / rows[(row["mode"], "eager")]["images_per_s"])
     assert rows[("inference", "eager")]["ratio"] == 1.0
@@ -35,7 +35,7 @@ def test_lenet5_json_has_every_variant_with_its_ratio(capsys):
     skipped = {(s["variant"], s["mode"]): s["reason"] for s in report["skipped"]}
     assert skipped[("torchvision", "inference")] == "torchvision has no lenet5" and skipped[("timm", "train")] == "timm has no lenet5"
     assert skipped[("int8", "train")] == "inference only"
-    assert report["int8"]["32"]["held_out_images"] == 4 and report["int8"]["32"]["calibration_images"] == 16
+    assert report["int8"]["36"]["held_out_images"] == 4 and report["int8"]["36"]["calibration_images"] == 16
     assert report["environment"]["torch_threads"] == 1 and report["settings"]["reps"] == 1
 
 

@@ -207,6 +207,17 @@ def test_files_that_are_not_ours_or_not_usable_are_refused(lenet, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
+    proto = onnx.load(str(lenet["fp32"]))  # a file whose data config prepares 28 x 28 images for a 32 x 32 graph
+    entry = next(e for e in proto.metadata_props if e.key == "data_config")
+    entry.value = entry.value.replace("[1, 32, 32]", "[1, 28, 28]")
+    onnx.save(proto, str(tmp_path / "resized.onnx"))
+    resized = OnnxModel(tmp_path / "resized.onnx")
+    assert resized(torch.zeros(2, 1, 32, 32)).shape == (2, 10)  # prepared tensors still run
+    with pytest.raises(ExportError, match="the graph takes 32x32 images, but the data config it records prepares 28x28"):
+        predict(resized, lenet["images"][:1])
+    with pytest.raises(ExportError, match="cannot prepare calibration images"):
+        quantize(resized.path, tmp_path / "resized.int8.onnx", calibrate=lenet["folder"])
+
     graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "plain",
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 10])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])])

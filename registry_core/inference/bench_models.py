@@ -49,7 +49,8 @@ class Skipped:
 @dataclass
 class Candidate:
     """One variant ready to time: ``run`` takes the prepared batch (``prepare`` is untimed:
-    a layout change, a rescale). ``compare``: its outputs are the baseline's to compare."""
+    a layout change, a rescale). ``compare``: it holds our weights, so its logits are
+    compared with our eager model's."""
 
     variant: str
     run: Callable[[Tensor], Any]
@@ -154,20 +155,22 @@ def _add_timm(family: Family, has_converter: bool) -> None:
         return
     torch.manual_seed(0)
     model = timm.create_model(name, pretrained=False)
-    try:
-        if not has_converter:
-            raise RegistryCoreError("no timm converter")
+    problem = "no converter"
+    if has_converter:
         from ..factory.catalog import get_converter
 
         converter = get_converter("timm", name)
-        # timm's layout may lack parts ours has (an auxiliary head): convert only what it holds
-        wanted = converter.to_ours(model.state_dict()).keys()
-        mine = {k: v for k, v in family.ours.state_dict().items() if k in wanted}
-        model.load_state_dict(converter.from_ours(mine), strict=True)
-        family.shared.add("timm")
-    except (RegistryCoreError, RuntimeError) as exc:
+        try:
+            # timm's layout may lack parts ours has (an auxiliary head): convert only what it holds
+            wanted = converter.to_ours(model.state_dict()).keys()
+            model.load_state_dict(converter.from_ours({k: v for k, v in family.ours.state_dict().items() if k in wanted}),
+                                  strict=True)
+            family.shared.add("timm")
+        except (RegistryCoreError, RuntimeError) as exc:  # a converter whose keys do not fit this timm version
+            problem = str(exc)
+    if "timm" not in family.shared:
         settle_batchnorms(model, family.ours.meta.input_size)
-        family.notes.append(f"timm's {name} keeps random weights of its own ({exc}): outputs not compared"[:200])
+        family.notes.append(f"timm's {name} keeps random weights of its own ({problem}): outputs not compared"[:200])
     family.references["timm"] = model.eval()
 
 

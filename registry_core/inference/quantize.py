@@ -130,6 +130,8 @@ def quantize(model_or_file: ComposedModel | str | os.PathLike, out: str | os.Pat
             raise ExportError(f"{fp32} is a features_only export; int8 quantisation checks the top-1 class of a classifier")
         if reference.metadata.get("quantization"):
             raise ExportError(f"{fp32} is already quantised ({reference.metadata['quantization']}); give the fp32 file")
+        if reference.size_mismatch and not isinstance(calibrate, Tensor):
+            raise ExportError(f"cannot prepare calibration images for it: {reference.size_mismatch}")
         checking, calibrating = split(calibration_inputs(calibrate, reference.data_config), held_out)
         int8 = Path(tmp) / "int8.onnx"
         _quantize_static(_preprocessed(fp32, Path(tmp) / "prepared.onnx"), int8, reference, calibrating)

@@ -59,7 +59,9 @@ def session(path: str | os.PathLike, *, device: str = "cpu", threads: int | None
 class OnnxModel:
     """An exported ONNX file, opened with ONNX Runtime, with the preprocessing and class
     names it records. Call it on a prepared ``N x C x H x W`` float tensor for the logits
-    (a file exported with a fixed batch is fed that batch, the last one padded)."""
+    (a file exported with a fixed batch is fed that batch, the last one padded). A graph
+    exported at another image size than its data config prepares runs on tensors, but
+    ``predict`` refuses it (``size_mismatch`` says why)."""
 
     def __init__(self, path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None):
         self.path = Path(path)
@@ -81,9 +83,10 @@ class OnnxModel:
         outputs = [o.name for o in self.session.get_outputs()]
         self.features_only = not outputs or outputs[0].startswith("features_")
         size = self.data_config.eval_size
+        self.size_mismatch = ""  # why the recorded preprocessing cannot feed this graph, if it cannot
         if len(shape) == 4 and any(d is not None and d != size for d in shape[2:]):
-            raise ExportError(f"{path}: the graph takes {shape[2]}x{shape[3]} images, but the data config it records "
-                              f"prepares {size}x{size}; export it at the data config's size")
+            self.size_mismatch = (f"{path}: the graph takes {shape[2]}x{shape[3]} images, but the data config it records "
+                                  f"prepares {size}x{size}; export it at the data config's size")
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, model_name={self.model_name!r})"
@@ -105,6 +108,8 @@ class OnnxModel:
     def running(self) -> Iterator[Callable[[Tensor], Tensor]]:
         if self.features_only:
             raise ValueError(f"{self.path} is a features_only export: it has no classifier to predict with")
+        if self.size_mismatch:
+            raise ExportError(self.size_mismatch)
         yield self
 
 
