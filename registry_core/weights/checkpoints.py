@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def _torch_load(path: Path) -> object:
     if not path.is_file():
         raise WeightsError(f"{path}: {'a folder, not a checkpoint file' if path.is_dir() else 'no such checkpoint file'}")
     try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # the refusal, if any, says more
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any parse failure of an untrusted file is the file's fault
         raise WeightsError(f"{path} {_refusal(exc)}") from None
