@@ -3,6 +3,7 @@ output folder is complete and safe, resuming and torchrun reproduce a plain run;
 names survive any character; eval scores any split, or a folder, matching classes by name."""
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -87,9 +88,11 @@ def test_bad_options_are_training_errors():
 def test_state_round_trip_keeps_optimizer_tensors_and_groups(tmp_path):
     trainer = fit(model="lenet5", dataset="fake", data_options=TINY, max_steps=2, optimizer="adamw")
     path = tmp_path / STATE_FILE
-    save_state(path, trainer.model.state_dict(), trainer.optimizer.state_dict(), {"step": 2, "note": [1, "x"]})
+    document = {"step": 2, "config": dataclasses.asdict(trainer.config), "history": [], "best_top1": -1.0,
+                "note": [1, "x"]}
+    save_state(path, trainer.model.state_dict(), trainer.optimizer.state_dict(), document)
     model_state, optimizer_state, info = load_state(path)
-    assert info == {"step": 2, "note": [1, "x"]}
+    assert info == {**document, "config": trainer.config}  # the configuration comes back checked, as a TrainConfig
     expected = trainer.optimizer.state_dict()
     assert json.dumps(optimizer_state["param_groups"]) == json.dumps(expected["param_groups"])
     for index, values in expected["state"].items():

@@ -9,11 +9,32 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..arguments import check_number, check_path, for_cli
 from ..errors import TrainingError
+from ..training.config import NUMBERS, POLICIES, TrainConfig
 
 KEEP = argparse.SUPPRESS  # options not given stay out of the namespace: the config's defaults apply
 SPLITS = ("val", "train", "all")  # the keys of training.evaluate.SPLITS, named here without importing torch
-AUGMENT = ("none", "crop-flip", "imagenet", "trivialaugment", "randaugment")  # training.transforms.POLICIES
+EVAL_BATCH = {"integer": True, "minimum": 1, "maximum": 10**6}
+
+
+def _number(option: str):
+    """The argparse type of a numeric option. Its range is checked once parsed, by
+    ``TrainConfig`` (train) or ``_eval_numbers`` (eval), with the same bounds, so a bad
+    value is one line naming the option."""
+    bounds = EVAL_BATCH if option == "eval_batch_size" else NUMBERS[option]
+    return int if bounds.get("integer") else float
+
+
+def _eval_numbers(args) -> None:
+    checks = {"batch_size": EVAL_BATCH, "image_size": NUMBERS["image_size"], "workers": NUMBERS["workers"]}
+    for name, bounds in checks.items():
+        if getattr(args, name, None) is not None:
+            check_number(getattr(args, name), name, **bounds)
+
+
+def _path(text: str) -> str:
+    return str(for_cli(check_path, str)(text))
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -33,8 +54,8 @@ def _data_arguments(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--data-root", default=KEEP, help="the dataset's folder, for datasets read from disk")
     p.add_argument("--data-opt", dest="data_options", action="append", type=_key_value, default=KEEP, metavar="KEY=VALUE",
                    help="a dataset option, e.g. val_fraction=0.2 (repeatable)")
-    p.add_argument("--image-size", type=int, default=KEEP, help="resize images to this size (default: the model's input size)")
-    p.add_argument("--workers", type=int, default=KEEP,
+    p.add_argument("--image-size", type=_number("image_size"), default=KEEP, help="resize images to this size (default: the model's input size)")
+    p.add_argument("--workers", type=_number("workers"), default=KEEP,
                    help="data loading processes (default: the cores available, or 0 for datasets held in memory)")
     p.add_argument("--device", default=KEEP, help="cpu, cuda, cuda:1 ... (default: the GPU if there is one)")
 
@@ -46,43 +67,43 @@ def add_commands(sub) -> None:
     p.add_argument("--model-opt", dest="model_options", action="append", type=_key_value, default=KEEP, metavar="KEY=VALUE",
                    help="a create() option of the model, e.g. drop_rate=0.2 (repeatable)")
     _data_arguments(p, required=False)
-    p.add_argument("--out", default=KEEP, help="output folder (weights, trainer state, metrics, curves)")
-    p.add_argument("--resume", metavar="OUT_DIR", default=KEEP, help="continue the run saved in OUT_DIR")
+    p.add_argument("--out", type=_path, default=KEEP, help="output folder (weights, trainer state, metrics, curves)")
+    p.add_argument("--resume", type=_path, metavar="OUT_DIR", default=KEEP, help="continue the run saved in OUT_DIR")
     g = p.add_argument_group("schedule")
-    g.add_argument("--epochs", type=int, default=KEEP, help="default 10")
-    g.add_argument("--max-steps", type=int, default=KEEP, help="stop after this many optimiser steps")
-    g.add_argument("--batch-size", type=int, default=KEEP, help="global batch per forward pass, split across processes (default 64)")
-    g.add_argument("--accum-steps", type=int, default=KEEP, help="micro-batches per optimiser step (default 1)")
+    g.add_argument("--epochs", type=_number("epochs"), default=KEEP, help="default 10")
+    g.add_argument("--max-steps", type=_number("max_steps"), default=KEEP, help="stop after this many optimiser steps")
+    g.add_argument("--batch-size", type=_number("batch_size"), default=KEEP, help="global batch per forward pass, split across processes (default 64)")
+    g.add_argument("--accum-steps", type=_number("accum_steps"), default=KEEP, help="micro-batches per optimiser step (default 1)")
     g.add_argument("--optimizer", choices=("sgd", "adamw"), default=KEEP, help="default sgd (momentum 0.9)")
-    g.add_argument("--lr", type=float, default=KEEP, help="peak learning rate (default 0.05 for sgd, 1e-3 for adamw)")
-    g.add_argument("--momentum", type=float, default=KEEP, help="SGD momentum (default 0.9)")
-    g.add_argument("--weight-decay", type=float, default=KEEP, help="on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)")
+    g.add_argument("--lr", type=_number("lr"), default=KEEP, help="peak learning rate (default 0.05 for sgd, 1e-3 for adamw)")
+    g.add_argument("--momentum", type=_number("momentum"), default=KEEP, help="SGD momentum (default 0.9)")
+    g.add_argument("--weight-decay", type=_number("weight_decay"), default=KEEP, help="on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)")
     g.add_argument("--schedule", choices=("cosine", "step", "none"), default=KEEP, help="default cosine")
-    g.add_argument("--warmup-epochs", type=float, default=KEEP, help="linear warm-up before the cosine (default 1)")
-    g.add_argument("--step-epochs", type=int, default=KEEP, help="step schedule: epochs between decays (default 30)")
-    g.add_argument("--gamma", type=float, default=KEEP, help="step schedule: decay factor (default 0.1)")
-    g.add_argument("--label-smoothing", type=float, default=KEEP, help="default 0")
-    g.add_argument("--clip-grad", type=float, default=KEEP, help="clip the gradient norm to this value")
-    g.add_argument("--seed", type=int, default=KEEP, help="default 0; the same seed gives the same run")
+    g.add_argument("--warmup-epochs", type=_number("warmup_epochs"), default=KEEP, help="linear warm-up before the cosine (default 1)")
+    g.add_argument("--step-epochs", type=_number("step_epochs"), default=KEEP, help="step schedule: epochs between decays (default 30)")
+    g.add_argument("--gamma", type=_number("gamma"), default=KEEP, help="step schedule: decay factor (default 0.1)")
+    g.add_argument("--label-smoothing", type=_number("label_smoothing"), default=KEEP, help="default 0")
+    g.add_argument("--clip-grad", type=_number("clip_grad"), default=KEEP, help="clip the gradient norm to this value")
+    g.add_argument("--seed", type=_number("seed"), default=KEEP, help="default 0; the same seed gives the same run")
     g = p.add_argument_group("augmentation and regularisation")
-    g.add_argument("--augment", choices=AUGMENT, default=KEEP,
+    g.add_argument("--augment", choices=POLICIES, default=KEEP,
                    help="training augmentation (default: the dataset's, else crop-flip up to 64 px and imagenet above)")
-    g.add_argument("--mixup", type=float, default=KEEP, metavar="ALPHA", help="Mixup with this Beta alpha (default off)")
-    g.add_argument("--cutmix", type=float, default=KEEP, metavar="ALPHA", help="CutMix with this Beta alpha (default off)")
-    g.add_argument("--ema", type=float, default=KEEP, metavar="DECAY",
+    g.add_argument("--mixup", type=_number("mixup"), default=KEEP, metavar="ALPHA", help="Mixup with this Beta alpha (default off)")
+    g.add_argument("--cutmix", type=_number("cutmix"), default=KEEP, metavar="ALPHA", help="CutMix with this Beta alpha (default off)")
+    g.add_argument("--ema", type=_number("ema"), default=KEEP, metavar="DECAY",
                    help="also keep, validate and save an average of the weights (e.g. 0.999)")
     g = p.add_argument_group("fine-tuning")
     g.add_argument("--weights", default=KEEP, metavar="FILE", help="start from this weights file, with a new head for the dataset")
     g.add_argument("--pretrained", action="store_true", default=KEEP, help="start from the store's weights for the model")
     g.add_argument("--freeze", default=KEEP, metavar="PARTS",
                    help="parts left untrained: module paths (stem,stages.0) or backbone (all but the head)")
-    g.add_argument("--head-lr-mult", type=float, default=KEEP, help="the head's learning rate times this (default 1)")
+    g.add_argument("--head-lr-mult", type=_number("head_lr_mult"), default=KEEP, help="the head's learning rate times this (default 1)")
     g = p.add_argument_group("speed and checkpoints")
     g.add_argument("--channels-last", action="store_true", default=KEEP, help="NHWC memory format")
     g.add_argument("--amp", choices=("bf16", "fp16"), default=KEEP, help="bfloat16 autocast, or float16 with a gradient scaler (GPU)")
     g.add_argument("--compile", action="store_true", default=KEEP, help="torch.compile the model")
-    g.add_argument("--checkpoint-every", type=int, default=KEEP, help="also checkpoint every N steps (default: each epoch)")
-    g.add_argument("--log-every", type=int, default=KEEP,
+    g.add_argument("--checkpoint-every", type=_number("checkpoint_every"), default=KEEP, help="also checkpoint every N steps (default: each epoch)")
+    g.add_argument("--log-every", type=_number("log_every"), default=KEEP,
                    help="off a terminal, a progress line every N steps (default 50) and at least every 30 s")
     g.add_argument("--tensorboard", action="store_true", default=KEEP,
                    help="also write TensorBoard event files to OUT/tensorboard (pip install 'registry-core[tensorboard]')")
@@ -95,7 +116,7 @@ def add_commands(sub) -> None:
     _data_arguments(p, required=False)
     p.add_argument("--split", choices=SPLITS, default="val",
                    help="which images to score: the validation split (default), the training split, or all of them")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_number("eval_batch_size"), default=256)
     p.add_argument("--confusion", metavar="FILE.png",
                    help="also draw the confusion matrix, class names on the axes, to this PNG (needs matplotlib)")
     p.add_argument("--json", action="store_true", help="machine-readable output (with --confusion, the matrix too)")
@@ -103,23 +124,28 @@ def add_commands(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from ..errors import DivergenceError
-    from ..training.outputs import listed_files
-    from ..training.train import fit, refuse_existing_run
+    from ..training.preflight import refuse_early
 
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
     for key in ("data_options", "model_options"):
         if key in options:
             options[key] = dict(options[key])
+    config = None
+    if "resume" not in args:
+        missing = [f"--{k}" for k in ("model", "dataset", "out") if k not in options]
+        if missing:
+            raise TrainingError(f"train needs {', '.join(missing)} (or --resume OUT_DIR)")
+        config = TrainConfig(**options)
+        refuse_early(config, f"--resume {shlex.quote(options['out'])}")  # before torch is imported
+    else:
+        refuse_early(None, device=options.get("device"))
+
+    from ..errors import DivergenceError
+    from ..training.outputs import listed_files
+    from ..training.train import fit
+
     try:
-        if "resume" in args:
-            trainer = fit(resume=args.resume, **options)
-        else:
-            missing = [f"--{k}" for k in ("model", "dataset", "out") if k not in options]
-            if missing:
-                raise TrainingError(f"train needs {', '.join(missing)} (or --resume OUT_DIR)")
-            refuse_existing_run(options["out"], f"--resume {shlex.quote(options['out'])}")
-            trainer = fit(**options)
+        trainer = fit(resume=args.resume, **options) if config is None else fit(config)
     except DivergenceError as exc:  # not a usage error: the run started and failed
         if os.environ.get("RANK", "0") == "0":
             print(f"registry-core: error: {exc}", file=sys.stderr)
@@ -134,13 +160,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ..training.evaluate import evaluate
-    from ..training.plots import require_matplotlib, write_confusion
+    from ..training.preflight import refuse_early_eval
 
     data_root = getattr(args, "data_root", None)
     dataset = getattr(args, "dataset", "folder" if data_root else None)
     if dataset is None:
         raise TrainingError("eval needs --dataset, or --data-root FOLDER for a folder of images ROOT/<class>/*")
+    _eval_numbers(args)
+    refuse_early_eval(args.weights, dataset, data_root, getattr(args, "device", None))  # before torch is imported
+
+    from ..training.evaluate import evaluate
+    from ..training.plots import require_matplotlib, write_confusion
+
     if args.confusion:
         require_matplotlib("--confusion")
     result = evaluate(args.weights, dataset, data_root=data_root, split=args.split,

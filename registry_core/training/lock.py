@@ -23,7 +23,15 @@ from typing import Any
 from ..errors import TrainingError
 
 LOCK_FILE = "train.lock"
+STATE_FILE = "trainer_state.safetensors"  # a folder holding one holds a run
 YOUNG_SECONDS = 10.0  # an unreadable lock younger than this is still being written
+
+
+def refuse_existing_run(out: str | None, how_to_resume: str) -> None:
+    """A folder that holds a run is continued, never trained over; ``how_to_resume`` is
+    the caller's own way of saying so (a keyword in Python, an option on the CLI)."""
+    if out and (Path(out) / STATE_FILE).exists():
+        raise TrainingError(f"{out} already holds a run; continue it with {how_to_resume} or choose another folder")
 
 
 def _process_start(pid: int) -> int | None:

@@ -14,21 +14,15 @@ from typing import Any
 from ..errors import TrainingError
 from ..model.compose import ComposedModel
 from ..weights.model_files import save
-from .lock import RunLock
+from .lock import STATE_FILE, RunLock, refuse_existing_run
 from .logs import TensorBoardLog, write_metrics
 from .plots import write_curves
-from .state import STATE_FILE, save_state, write_json
+from .state import save_state, write_json
 
 # What a finished run may hold, in the order the CLI lists it.
+__all__ = ["LISTED", "RunFolder", "listed_files", "refuse_existing_run"]
 LISTED = ("last.safetensors", "best.safetensors", "ema.safetensors", "best_ema.safetensors", "metrics.jsonl",
           "metrics.csv", "curves.png", "tensorboard")
-
-
-def refuse_existing_run(out: str | None, how_to_resume: str) -> None:
-    """A folder that holds a run is continued, never trained over; ``how_to_resume`` is
-    the caller's own way of saying so (a keyword in Python, an option on the CLI)."""
-    if out and (Path(out) / STATE_FILE).exists():
-        raise TrainingError(f"{out} already holds a run; continue it with {how_to_resume} or choose another folder")
 
 
 def listed_files(out: str | Path) -> list[Path]:

@@ -35,7 +35,7 @@ from .finetune import WeightsEma, freeze, frozen_modules, hold_frozen, model_for
 from .logs import require_tensorboard
 from .outputs import RunFolder, refuse_existing_run
 from .progress import Progress
-from .state import STATE_FILE, load_state
+from .state import STATE_FILE, check_against, load_state
 from .transforms import Augmented, batch_mix, default_policy, eval_transform, train_transform, trained_data_config
 
 __all__ = ["TrainConfig", "Trainer", "fit", "refuse_existing_run"]
@@ -323,18 +323,35 @@ class Trainer:
         if info.get("classes", self.classes) != self.classes:
             raise TrainingError(f"the run was trained on classes {info['classes']}, but {self.config.dataset!r} now has "
                                 f"{self.classes}; its labels would no longer mean the same")
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(optimizer_state)
+        self.model.load_state_dict(check_against(model_state, self.model.state_dict(), "model"))
+        self.optimizer.load_state_dict(self._checked_optimizer(optimizer_state))
         self.step, self.history, self.best_top1 = info["step"], info["history"], info["best_top1"]
         self.best_ema_top1 = info.get("best_ema_top1", -1.0)
         if self.ema is not None:
-            self.ema.module.load_state_dict(info["ema_state"])
+            self.ema.module.load_state_dict(check_against(info.get("ema_state", {}), self.ema.module.state_dict(), "average"))
         self.scaler.load_state_dict(info.get("scaler") or self.scaler.state_dict())
         if self.dist.is_main:  # the saved sums are already over all processes
             self.epoch_sums = info["epoch_sums"]
         if self.history:
             self.watch.first = self.history[0]["train_loss"]
         self.resumed, self.saved_step = True, self.step
+
+
+    def _checked_optimizer(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """A saved optimizer state whose groups and buffers fit this run's parameters."""
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if [len(g["params"]) for g in saved["param_groups"]] != [len(g["params"]) for g in self.optimizer.param_groups]:
+            raise TrainingError("the trainer state's optimizer groups do not fit the run's model")
+        for index, values in saved["state"].items():
+            if not 0 <= index < len(params):
+                raise TrainingError(f"the trainer state's optimizer has a buffer for parameter {index}, of {len(params)}")
+            for name, value in values.items():
+                if isinstance(value, torch.Tensor) and value.ndim and value.shape != params[index].shape:
+                    raise TrainingError(f"the trainer state's optimizer buffer {index}.{name} has shape "
+                                        f"{tuple(value.shape)}, its parameter {tuple(params[index].shape)}")
+                if isinstance(value, torch.Tensor) and value.is_floating_point() != params[index].is_floating_point():
+                    raise TrainingError(f"the trainer state's optimizer buffer {index}.{name} is {value.dtype}")
+        return saved
 
 
 def fit(config: TrainConfig | None = None, *, resume: str | None = None, **options: Any) -> Trainer:
@@ -350,12 +367,12 @@ def fit(config: TrainConfig | None = None, *, resume: str | None = None, **optio
         refuse_existing_run(config.out, f"resume={str(config.out)!r}")
         return Trainer(config).fit()
     model_state, optimizer_state, info = load_state(Path(resume) / STATE_FILE)
-    saved = info["config"]
+    saved = dataclasses.asdict(info["config"])
     changed = {k for k, v in options.items() if k not in RESUMABLE and v != saved.get(k)}
     if config is not None or changed:
         raise TrainingError(f"cannot change {', '.join(sorted(changed)) or 'the configuration'} when resuming; "
                             f"only {', '.join(sorted(RESUMABLE))} may change")
-    trainer = Trainer(TrainConfig(**{**saved, **options, "out": str(resume)}), info.get("create_options"))
+    trainer = Trainer(TrainConfig.from_saved(saved, **options, out=str(resume)), info.get("create_options"))
     trainer.restore(model_state, optimizer_state, info)
     return trainer.fit()
 

@@ -23,9 +23,9 @@ from torch.utils.data import Dataset
 
 from ..errors import TrainingError
 from ..model.data_config import DataConfig
+from .config import POLICIES
 from .data import resize
 
-POLICIES = ("none", "crop-flip", "imagenet", "trivialaugment", "randaugment")
 SMALL = 64  # inputs up to this size default to crop-flip, larger ones to imagenet
 
 Transform = Callable[[Tensor], Tensor]
