@@ -87,6 +87,16 @@ def settle_batchnorms(model: nn.Module, size: tuple[int, ...]) -> None:
     model.eval()
 
 
+def draw_zero_classifier(model: nn.Module) -> None:
+    """Draw the last linear layer's weights from N(0, 0.01) where the library starts them at
+    zero (torchvision's ViT): with a zero classifier every output is 0 and comparing them
+    would prove nothing."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if linears and not linears[-1].weight.any():
+        with torch.no_grad():
+            linears[-1].weight.normal_(0, 0.01, generator=torch.Generator().manual_seed(0))
+
+
 def build_family(name: str, variants: tuple[str, ...]) -> Family:
     """Our ``name`` and, where asked and available, torchvision's and timm's."""
     from ..factory.catalog import get_converter, list_converters
@@ -103,6 +113,7 @@ def build_family(name: str, variants: tuple[str, ...]) -> Family:
     family = Family(name, ours)
     if theirs is not None:
         settle_batchnorms(theirs, ours.meta.input_size)
+        draw_zero_classifier(theirs)
         family.references["torchvision"] = theirs
         if convertible:
             ours.load_state_dict(get_converter("torchvision", name).to_ours(theirs.state_dict()), strict=True)
@@ -143,18 +154,26 @@ def _torchvision(name: str, has_converter: bool) -> tuple[nn.Module | None, dict
 
 
 def _add_timm(family: Family, has_converter: bool) -> None:
+    """timm's model of the architecture, under timm's name where the converter gives one
+    (``vit_base_patch16_224`` for ``vit_b_16``)."""
     name = family.name
+    if has_converter:
+        from ..factory.catalog import get_converter
+
+        timm_name = get_converter("timm", name).source_name
+    else:
+        timm_name = name
     if not installed("timm"):
         reason = "timm is not installed"
     else:
         import timm
 
-        reason = "" if timm.is_model(name) else f"timm has no {name}"
+        reason = "" if timm.is_model(timm_name) else f"timm has no {name}"
     if reason:
         family.skipped += [Skipped("timm", mode, reason) for mode in MODES]
         return
     torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False)
+    model = timm.create_model(timm_name, pretrained=False, num_classes=family.ours.num_classes)
     problem = "no converter"
     if has_converter:
         from ..factory.catalog import get_converter

@@ -18,8 +18,6 @@ from torch import Tensor, nn
 from ..errors import InvalidOverrideError, SpecError
 from .interfaces import FORMATS, MAPS, TOKENS
 
-OUTPUT_FORMATS = (MAPS, TOKENS)
-
 
 class Flow(NamedTuple):
     """What the next component receives: its format and, for tokens, how many prefix tokens lead."""
@@ -85,5 +83,5 @@ def map_to_tokens(x: Tensor) -> Tensor:
 
 
 def check_output_fmt(output_fmt: str) -> None:
-    if output_fmt not in OUTPUT_FORMATS:
+    if output_fmt not in FORMATS:
         raise InvalidOverrideError("output_fmt", f"must be 'NCHW' (maps) or 'NLC' (tokens), got {output_fmt!r}")
