@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..arguments import check_number, check_path, for_cli
+from ..arguments import check_number, check_path
 from ..errors import TrainingError
 from ..training.config import NUMBERS, POLICIES, TrainConfig
 
@@ -31,10 +31,6 @@ def _eval_numbers(args) -> None:
     for name, bounds in checks.items():
         if getattr(args, name, None) is not None:
             check_number(getattr(args, name), name, **bounds)
-
-
-def _path(text: str) -> str:
-    return str(for_cli(check_path, str)(text))
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -67,8 +63,8 @@ def add_commands(sub) -> None:
     p.add_argument("--model-opt", dest="model_options", action="append", type=_key_value, default=KEEP, metavar="KEY=VALUE",
                    help="a create() option of the model, e.g. drop_rate=0.2 (repeatable)")
     _data_arguments(p, required=False)
-    p.add_argument("--out", type=_path, default=KEEP, help="output folder (weights, trainer state, metrics, curves)")
-    p.add_argument("--resume", type=_path, metavar="OUT_DIR", default=KEEP, help="continue the run saved in OUT_DIR")
+    p.add_argument("--out", default=KEEP, help="output folder (weights, trainer state, metrics, curves)")
+    p.add_argument("--resume", metavar="OUT_DIR", default=KEEP, help="continue the run saved in OUT_DIR")
     g = p.add_argument_group("schedule")
     g.add_argument("--epochs", type=_number("epochs"), default=KEEP, help="default 10")
     g.add_argument("--max-steps", type=_number("max_steps"), default=KEEP, help="stop after this many optimiser steps")
@@ -138,6 +134,7 @@ def cmd_train(args) -> int:
         config = TrainConfig(**options)
         refuse_early(config, f"--resume {shlex.quote(options['out'])}")  # before torch is imported
     else:
+        check_path(args.resume, "resume")
         refuse_early(None, device=options.get("device"))
 
     from ..errors import DivergenceError
