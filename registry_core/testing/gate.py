@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import ConformanceError, RegistryCoreError
 from ..factory.catalog import get_converter
 from ..factory.create import create
+from ..model.compose import meta_device
 from ..plugins.host import default_host
 from .components import _expect, _resolve, check_block, check_head, check_model, check_stem
 from .conversion import check_conversion, perturb_batchnorm
@@ -121,7 +122,8 @@ def _check_converter(name: str) -> str:
     converter = get_converter(*name.split("/", 1))
     if importlib.util.find_spec(converter.source) is None:
         return f"skipped: {converter.source} is not installed"
-    size = create(converter.model, **converter.create_kwargs).meta.min_input_size[-1]
+    with meta_device():  # only the smallest input is wanted: nothing allocated
+        size = create(converter.model, **converter.create_kwargs).meta.min_input_size[-1]
     check_conversion(converter.source, converter.model, perturb_batchnorm(source_model(converter)),
                      size=max(size, 64), atol=1e-4)
     return "ok"
