@@ -71,7 +71,8 @@ def test_variants_that_cannot_run_are_stated(monkeypatch):
     (["--modes", "serve"], "unknown mode 'serve'"),
     (["--reps", "0"], "reps and warmup must be at least 1"),
     (["--calibrate", "/no/such/folder"], "no such folder of calibration images"),
-], ids=["variant", "batch", "mode", "reps", "calibrate"])
+    (["--device", "tpu"], "device must be cpu or cuda"),
+], ids=["variant", "batch", "mode", "reps", "calibrate", "device"])
 def test_bad_settings_are_one_line_and_exit_2(args, message, capsys):
     assert main(["benchmark", "lenet5", *args]) == 2
     out, err = capsys.readouterr()

@@ -230,6 +230,8 @@ def test_files_that_are_not_ours_or_not_usable_are_refused(lenet, tmp_path):
         OnnxModel(tmp_path / "junk.onnx")
     with pytest.raises(ValueError, match="is an ONNX file: it runs on onnxruntime"):
         predict(lenet["fp32"], lenet["images"][:1], runtime="torch")
+    with pytest.raises(ExportError, match="needs a registry-core model, a weights file or an .onnx file, not Linear"):
+        predict(torch.nn.Linear(2, 2), lenet["images"][:1], runtime="onnxruntime")
     with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
         predict(lenet["fp32"], lenet["images"][:1], runtime="tensorrt")
     with pytest.raises(ExportError, match="already quantised"):

@@ -52,6 +52,8 @@ class BenchmarkSettings:
             problems.append(f"min_time must be 0 or more seconds, got {self.min_time}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads must be at least 1, got {self.threads}")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda"):
+            problems.append(f"device must be cpu or cuda (cuda:N), got {self.device!r}")
         if self.calibrate is not None and not Path(self.calibrate).is_dir():
             problems.append(f"{self.calibrate}: no such folder of calibration images")
         if problems:

@@ -90,8 +90,11 @@ def benchmark(name: str, settings: BenchmarkSettings | None = None) -> Benchmark
                 raise InputSizeError(f"{name} takes images of at least {height}x{width} pixels (its min_input_size); "
                                      f"image size {size} is too small")
         device = torch.device(settings.device)
-        for model in (ours, *family.references.values()):
-            model.to(device)
+        try:
+            for model in (ours, *family.references.values()):
+                model.to(device)
+        except (RuntimeError, AssertionError) as exc:  # CUDA asked for without it, or an unknown index
+            raise ValueError(f"cannot run on device {settings.device!r}: {str(exc).strip().splitlines()[0]}") from None
         report = BenchmarkReport(name, settings, environment(settings))
         report.notes += family.notes
         report.notes.append(f"timed batches: {_input_note(ours, settings.calibrate, sizes)}")

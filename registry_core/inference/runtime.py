@@ -191,6 +191,9 @@ def cached_onnx(model_or_file: ComposedModel | str | os.PathLike) -> tuple[Path,
     into ``$REGISTRY_CORE_HOME/onnx``; and whether this call exported it."""
     if isinstance(model_or_file, ComposedModel):
         name, digest = model_or_file.model_name or "model", _model_digest(model_or_file)
+    elif not isinstance(model_or_file, str | os.PathLike):
+        raise ExportError(f"the onnxruntime runtime needs a registry-core model, a weights file or an .onnx file, "
+                          f"not {type(model_or_file).__name__}")
     else:
         source = Path(model_or_file)
         if not source.is_file():
