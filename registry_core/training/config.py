@@ -25,7 +25,7 @@ NUMBERS: dict[str, dict[str, Any]] = {
     "max_steps": {"integer": True, "minimum": 1, "maximum": MAX_STEPS},
     "batch_size": {"integer": True, "minimum": 1, "maximum": 10**6},
     "accum_steps": {"integer": True, "minimum": 1, "maximum": 10**6},
-    "lr": {"above": 0, "maximum": 1e3},
+    "lr": {"above": 0},  # a huge one is allowed: divergence is detected and explained
     "momentum": {"minimum": 0, "maximum": 1},
     "weight_decay": {"minimum": 0, "maximum": 1e3},
     "warmup_epochs": {"minimum": 0, "maximum": 10**6},
