@@ -20,7 +20,8 @@ def add_commands(sub) -> None:
     p.add_argument("--max-gflops", type=float, metavar="G", help="at most G GFLOPs (a multiply-add counts 2)")
     p.add_argument("--input-size", type=int, metavar="PIXELS", help="default input side, e.g. 224")
     p.add_argument("--pretrained", action="store_true", help="only models with a torchvision or timm converter")
-    p.add_argument("--sort", choices=("name", "params", "gflops"), default="name")
+    p.add_argument("--sort", choices=("name", "params", "gflops", "gmacs"), default="name",
+                   help="gmacs (multiply-adds, torchvision's and timm's figure) orders as gflops; either adds the column")
     p.add_argument("--json", action="store_true", help="every listed model's info as JSON")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("info", help="describe a model, or a weights file's metadata")
@@ -65,18 +66,26 @@ def cmd_list(args) -> int:
     if not names:
         print(f"no model matches {args.pattern!r}")
         return 0
-    rows = [["name", "family", "params", "plugin"]]
+    flops = _shows_flops(args)
+    rows = [["name", "family", "params", *(["gmacs", "gflops"] if flops else []), "plugin"]]
     unavailable = []
     for name, info in infos.items():
         if isinstance(info, Exception):  # one unbuildable model must not hide the others
             unavailable.append(f"{name}: {info}")
-            rows.append([name, "?", "unavailable", "?"])
+            rows.append([name, "?", "unavailable", *(["?", "?"] if flops else []), "?"])
             continue
-        rows.append([name, info["family"], f"{info['params']:,}", f"{info['distribution'] or info['plugin']} {info['version']}"])
+        counted = [f"{info['gmacs']:.3f}", f"{info['gflops']:.3f}"] if flops else []
+        rows.append([name, info["family"], f"{info['params']:,}", *counted,
+                     f"{info['distribution'] or info['plugin']} {info['version']}"])
     print(_table(rows))
     for line in unavailable:
         print(f"unavailable: {line}", file=sys.stderr)
     return 0
+
+
+def _shows_flops(args) -> bool:
+    """Whether ``list`` counts FLOPs anyway (to sort or filter by them), and so shows them."""
+    return args.sort in ("gflops", "gmacs") or args.max_gflops is not None
 
 
 def _described(args) -> tuple[list[str], dict[str, Any]]:
@@ -93,7 +102,7 @@ def _described(args) -> tuple[list[str], dict[str, Any]]:
         names = list_models(args.pattern, family=args.family, plugin=args.plugin, max_params=args.max_params,
                             max_gflops=args.max_gflops, input_size=args.input_size, pretrained=args.pretrained,
                             sort=args.sort)
-        infos = model_infos(names, flops=args.json)
+        infos = model_infos(names, flops=args.json or _shows_flops(args))
     reported = {("model", name) for name, info in infos.items() if isinstance(info, Exception)}
     for warning in caught:
         if getattr(warning.message, "entry", None) not in reported:
@@ -115,6 +124,7 @@ def cmd_info(args) -> int:
 
         info = model_info(args.name)
         info["gflops"] = round(info["gflops"], 3)
+        info["gmacs"] = round(info["gmacs"], 3)
     from ..weights.validate import shown
 
     width = min(max(len(k) for k in info), INFO_KEY_WIDTH)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..weights.keymaps import Converter
 
 KIND_NAMES = ("stem", "block", "head", "model", "converter", "weights", "dataset")
-SORT_KEYS = ("name", "params", "gflops")
+SORT_KEYS = ("name", "params", "gflops", "gmacs")
 TUPLE_FIELDS = ("input_size", "min_input_size", "mean", "std")
 
 
@@ -41,7 +41,8 @@ def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | 
     ``family`` and ``plugin`` (its name or distribution) match exactly; ``max_params``
     and ``max_gflops`` are upper bounds; ``input_size`` is the default image side;
     ``pretrained=True`` keeps models with a registered torchvision or timm converter
-    (whose pretrained weights can be brought in). ``sort`` is name, params or gflops.
+    (whose pretrained weights can be brought in). ``sort`` is name, params, gflops or
+    gmacs (the same order: a multiply-add is two FLOPs).
     """
     if sort not in SORT_KEYS:
         raise InvalidOverrideError("sort", f"must be one of {', '.join(SORT_KEYS)}, got {sort!r:.80}")
@@ -57,7 +58,7 @@ def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | 
             return host.registry.names("model", pattern)
         content = manifest.current()
         return sorted(n for n in {*content["models"], *content["unavailable"]} if fnmatch.fnmatchcase(n, pattern))
-    infos = _all_model_infos(host, flops=max_gflops is not None or sort == "gflops")
+    infos = _all_model_infos(host, flops=max_gflops is not None or sort in ("gflops", "gmacs"))
     converters = set(list_converters())
 
     def keep(name: str, info: dict[str, Any]) -> bool:
@@ -70,7 +71,8 @@ def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | 
                 and (not pretrained or any(f"{lib}/{name}" in converters for lib in ("torchvision", "timm"))))
 
     names = [name for name, info in infos.items() if keep(name, info)]
-    return sorted(names, key=lambda n: (infos[n][sort], n) if sort != "name" else (n,))
+    key = "gflops" if sort == "gmacs" else sort
+    return sorted(names, key=lambda n: (infos[n][key], n) if sort != "name" else (n,))
 
 
 def _all_model_infos(host: Any, flops: bool) -> dict[str, dict[str, Any]]:
@@ -79,6 +81,7 @@ def _all_model_infos(host: Any, flops: bool) -> dict[str, dict[str, Any]]:
         if flops:
             for name, info in models.items():
                 info.setdefault("gflops", _counted_gflops(name))
+                with_gmacs(info)
         return models
     infos = {}
     for name in host.registry.names("model"):
@@ -161,7 +164,9 @@ def model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
     included (what it trains); ``params_inference`` leaves those heads out (what eval
     runs, and what ``aux_logits=False`` builds). All counts come from the model built
     on the meta device (no weights allocated), or from the manifest, without torch.
-    ``flops=False`` leaves out ``gflops``, whose counting pass costs more than the rest.
+    ``flops=False`` leaves out ``gflops`` and ``gmacs``, whose counting pass costs more
+    than the rest. ``gmacs`` is billions of multiply-adds, the figure torchvision's
+    metadata (``_ops``) and timm's results tables quote; ``gflops`` is twice that.
     """
     check_name(name)
     if manifest.live_host() is not None:
@@ -185,8 +190,17 @@ def _from_manifest(content: dict[str, Any], name: str, flops: bool) -> dict[str,
         info["data_config"] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     if not flops:
         info.pop("gflops", None)
+        info.pop("gmacs", None)
     elif "gflops" not in info:
         info["gflops"] = _counted_gflops(name)
+    return with_gmacs(info)
+
+
+def with_gmacs(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with ``gmacs`` (billions of multiply-adds, torchvision's ``_ops`` and timm's
+    ``gmacs``) next to its ``gflops``, which counts each multiply-add as two operations."""
+    if "gflops" in info:
+        info["gmacs"] = info["gflops"] / 2
     return info
 
 
@@ -248,7 +262,7 @@ def live_model_info(name: str, *, flops: bool = True, counts: dict[str, Any] | N
         paper=meta.paper,
     )
     info.update(_tags_of(host, name, DataConfig.from_meta(meta)))
-    return info
+    return with_gmacs(info)
 
 
 def _tags_of(host: PluginHost, name: str, architecture_data: DataConfig) -> dict[str, Any]:

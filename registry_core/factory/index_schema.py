@@ -191,6 +191,7 @@ MODEL_FIELDS.update({
     "params": (_is_count, True),
     "params_inference": (_is_count, True),
     "gflops": (lambda v: _is_number(v) and v >= 0, False),  # counted on first request, then cached
+    "gmacs": (lambda v: _is_number(v) and v >= 0, False),  # gflops / 2, shown with it
     "num_classes": (lambda v: _is_count(v) and v <= 1_000_000, True),
     "input_size": (_is_size, True),
     "min_input_size": (_is_size, True),
