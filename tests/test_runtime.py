@@ -234,6 +234,8 @@ def test_files_that_are_not_ours_or_not_usable_are_refused(lenet, tmp_path):
         predict(torch.nn.Linear(2, 2), lenet["images"][:1], runtime="onnxruntime")
     with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
         predict(lenet["fp32"], lenet["images"][:1], runtime="tensorrt")
+    with pytest.raises(ExportError, match="is the fp32 file being quantised"):
+        quantize(lenet["fp32"], lenet["fp32"], calibrate=lenet["folder"])
     with pytest.raises(ExportError, match="already quantised"):
         quantize(lenet["int8"], tmp_path / "twice.onnx", calibrate=lenet["folder"])
     with pytest.raises(DataError, match="at least 2 images"):

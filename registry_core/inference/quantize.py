@@ -116,6 +116,8 @@ def quantize(model_or_file: ComposedModel | str | os.PathLike, out: str | os.Pat
     with tempfile.TemporaryDirectory(prefix="registry-core-int8-") as tmp:
         fp32_result = None
         if given_onnx is not None:
+            if Path(out).exists() and Path(out).resolve() == given_onnx.resolve():
+                raise ExportError(f"{out} is the fp32 file being quantised; give another file name")
             fp32 = given_onnx
         else:
             model = resolve_source(model_or_file, out)
