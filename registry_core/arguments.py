@@ -22,6 +22,7 @@ from typing import Any
 from .errors import InvalidOverrideError
 
 MAX_PATTERN_CHARS = 200
+MAX_IMAGE_SIDE = 8192  # the largest image side any command takes (as weights.validate.MAX_IMAGE_SIZE)
 
 
 def check_pattern(pattern: Any, parameter: str = "pattern") -> str:
@@ -77,6 +78,15 @@ def check_path(value: Any, parameter: str) -> Path:
     if not isinstance(text, str) or not text.strip():
         raise InvalidOverrideError(parameter, "must be a path, got an empty one")
     return Path(text)
+
+
+def check_options(args: Any, bounds: dict[str, dict[str, Any]]) -> None:
+    """Check the parsed command-line options named in ``bounds`` (attribute name ->
+    ``check_number``'s bounds) that were given; the error names the option as typed."""
+    for name, limits in bounds.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            check_number(value, "--" + name.replace("_", "-"), **limits)
 
 
 def for_cli(check: Callable[..., Any], parse: Callable[[str], Any] = float, **bounds: Any) -> Callable[[str], Any]:

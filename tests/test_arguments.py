@@ -62,3 +62,20 @@ def test_for_cli_gives_argparse_the_same_words():
     for text, said in (("nan", "finite"), ("0", "above 0"), ("fast", "must be a number")):
         with pytest.raises(argparse.ArgumentTypeError, match=said):
             positive(text)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["export", "--model", "lenet5", "--format", "onnx", "--image-size", "100000", "--out", "{tmp}/m.onnx"],
+     "--image-size: must be at most 8192"),
+    (["export", "--model", "lenet5", "--format", "onnx", "--opset", "999", "--out", "{tmp}/m.onnx"], "--opset: must be at most"),
+    (["export", "--model", "lenet5", "--atol", "nan", "--out", "{tmp}/m.pt"], "--atol: must be a finite number"),
+    (["convert", "--from", "torchvision", "--checkpoint", "{tmp}/none.pth", "--verify-size", "-5", "--out", "{tmp}/o.safetensors"],
+     "--verify-size: must be at least 1"),
+    (["convert", "--from", "torchvision", "--checkpoint", "{tmp}/none.pth", "--verify-size", "0", "--out", "{tmp}/o.safetensors"],
+     "--verify-size: must be at least 1"),
+    (["predict", "--model", "lenet5", "--pretrained", "{tmp}/x.png", "--batch-size", "-5"], "--batch-size: must be at least 1"),
+])
+def test_command_options_out_of_range_are_refused_before_any_work(argv, said, tmp_path, capsys):
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []

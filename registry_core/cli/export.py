@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..arguments import MAX_IMAGE_SIDE, check_options
+
 FORMAT_CHOICES = "torchscript|exported|onnx"
 
 
@@ -42,7 +44,19 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+OPSETS = (7, 99)  # ONNX's opsets begin at 7; the exporter refuses one it does not know, in its own words
+NUMBERS = {
+    "image_size": {"minimum": 1, "maximum": MAX_IMAGE_SIDE, "integer": True},
+    "batch_size": {"minimum": 1, "maximum": 65536, "integer": True},
+    "atol": {"minimum": 0}, "rtol": {"minimum": 0},
+    "opset": {"minimum": OPSETS[0], "maximum": OPSETS[1], "integer": True},
+    "held_out": {"above": 0, "maximum": 0.9}, "min_agreement": {"minimum": 0, "maximum": 1},
+    "min_cosine": {"minimum": -1, "maximum": 1},
+}
+
+
 def cmd_export(args) -> int:
+    check_options(args, NUMBERS)
     if args.quantize or args.calibrate:
         return _quantized(args)
     if any(v is not None for v in (args.held_out, args.min_agreement, args.min_cosine)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..arguments import check_options
 from ..inference.extras import RUNTIMES, require
 
 
@@ -38,8 +39,8 @@ def cmd_predict(args) -> int:
         raise ValueError("say which weights to use: --weights FILE, or --model NAME --pretrained")
     if args.pretrained and args.weights:
         raise ValueError("give --weights FILE or --pretrained, not both")
-    if args.top_k < 1 or args.batch_size < 1:
-        raise ValueError("--top-k and --batch-size must be at least 1")
+    check_options(args, {"top_k": {"minimum": 1, "maximum": 1_000_000, "integer": True},
+                         "batch_size": {"minimum": 1, "maximum": 65536, "integer": True}})
     onnx_file = bool(args.weights) and args.weights.lower().endswith(".onnx")
     if onnx_file and args.model:
         raise ValueError("an .onnx file names its own model: give --weights FILE.onnx without --model")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from ..arguments import MAX_IMAGE_SIDE, check_options
 from ..files import refuse_folder
 from ..weights.validate import shown
 
@@ -58,6 +59,9 @@ def add_commands(sub) -> None:
 
 
 def cmd_convert(args) -> int:
+    check_options(args, {"verify_size": {"minimum": 1, "maximum": MAX_IMAGE_SIDE, "integer": True}, "atol": {"minimum": 0},
+                         "num_classes": {"minimum": 0, "maximum": 1_000_000, "integer": True},
+                         "in_chans": {"minimum": 1, "maximum": 4096, "integer": True}})
     from ..factory.conversion import DEFAULT_ATOL, convert_from, convert_to, verification_summary
 
     refuse_folder(args.out)  # before the conversion's work, not after it
