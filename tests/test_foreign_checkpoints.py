@@ -20,6 +20,7 @@ from torch import nn
 
 from registry_core import WeightsError, create, hookimpl, load, pretrained_info, read_metadata, save
 from registry_core.cli import main
+from registry_core.factory.conversion import convert_from
 from registry_core.factory.store import store_path
 from registry_core.testing import perturb_batchnorm
 from registry_core.weights.checkpoints import sha256
@@ -187,6 +188,16 @@ def test_load_reads_a_foreign_file_by_its_layout_and_create_adapts_it(sources, t
     save(create("resnet18", num_classes=4), ours)
     with pytest.raises(WeightsError, match="registry-core weights file, which holds one set"):
         create("resnet18", weights=ours, ema=True)
+
+
+def test_num_classes_comes_from_the_file_and_one_that_contradicts_it_is_refused(sources, tmp_path):
+    path = tmp_path / "finetuned.pth"
+    torch.save(sources["torchvision"].state_dict(), path)
+    out = tmp_path / "ours.safetensors"
+    assert convert_from("torchvision", "resnet18", path, out, verify=False)["num_classes"] == "10"
+    assert convert_from("torchvision", "resnet18", path, out, verify=False, num_classes=10)["num_classes"] == "10"
+    with pytest.raises(WeightsError, match=r"mis-shaped: head\.fc\.weight \(file \(10, 512\), model \(3, 512\)\)"):
+        convert_from("torchvision", "resnet18", path, out, verify=False, num_classes=3)
 
 
 def test_a_file_nothing_can_place_is_one_error_naming_identify(tmp_path):

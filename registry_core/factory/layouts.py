@@ -134,7 +134,8 @@ def _all(source: str | None, model: str | None) -> list[Layout]:
 
 def _computed(host: Any, source: str | None, model: str | None) -> list[Layout]:
     """The layouts of ``model``, or of every model ``source`` has a converter for (every
-    model when neither is given), each model's computed once per host."""
+    model when neither is given), of ``source`` alone when given; each computed once per
+    host."""
     registry = host.registry
     if model is not None:
         models = [model]
@@ -142,7 +143,7 @@ def _computed(host: Any, source: str | None, model: str | None) -> list[Layout]:
         models = sorted({registry.get("converter", key).obj.model for key in registry.names("converter", f"{source}/*")})
     else:
         models = registry.names("model")
-    return [layout for name in models for layout in _model_layouts(host, name)]
+    return [layout for name in models for layout in _model_layouts(host, name, source)]
 
 
 def _read_cache(path: Any, key: dict[str, Any]) -> list[Layout] | None:
@@ -156,17 +157,27 @@ def _read_cache(path: Any, key: dict[str, Any]) -> list[Layout] | None:
 
 
 @functools.cache
-def _model_layouts(host: Any, model: str) -> list[Layout]:
-    """Our layout of ``model`` and each of its converters', computed once per host
-    (``host`` keys the cache); a model that cannot be
+def _model_layouts(host: Any, model: str, source: str | None = None) -> list[Layout]:
+    """Our layout of ``model`` and each of its converters' (``source``'s alone when
+    given), computed once per host (``host`` keys the cache). A model that cannot be
     built, or a converter that cannot map a meta state dict, is left out (``list``
     reports the first; the second cannot be recognised)."""
     registry = host.registry
-    converters = [registry.get("converter", key).obj for key in registry.names("converter", f"*/{model}")]
-    built = _built(model, {})
-    found = [] if built is None else [_symbolic(model, OURS, *built)]
-    for converter in (c for c in converters if c.model == model):
-        pair = _built(model, dict(converter.create_kwargs)) if converter.create_kwargs else built
+    converters = [c for c in (registry.get("converter", key).obj for key in registry.names("converter", f"*/{model}"))
+                  if c.model == model and source in (None, c.source)]
+    builds: dict[str, tuple[dict, dict | None, dict[str, int]] | None] = {}
+
+    def built(options: dict[str, Any]) -> tuple[dict, dict | None, dict[str, int]] | None:
+        key = repr(sorted(options.items()))
+        if key not in builds:
+            builds[key] = _built(model, options)
+        return builds[key]
+
+    found = []
+    if source in (None, OURS) and (ours := built({})) is not None:
+        found.append(_symbolic(model, OURS, *ours))
+    for converter in converters:
+        pair = built(dict(converter.create_kwargs))
         if pair is None:
             continue
         default, probed, sizes = pair
