@@ -58,7 +58,7 @@ def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | 
             return host.registry.names("model", pattern)
         content = manifest.current()
         return sorted(n for n in {*content["models"], *content["unavailable"]} if fnmatch.fnmatchcase(n, pattern))
-    infos = _all_model_infos(host, flops=max_gflops is not None or sort in ("gflops", "gmacs"))
+    infos = _all_model_infos(host, pattern, flops=max_gflops is not None or sort in ("gflops", "gmacs"))
     converters = set(list_converters())
 
     def keep(name: str, info: dict[str, Any]) -> bool:
@@ -75,16 +75,17 @@ def list_models(pattern: str = "*", *, family: str | None = None, plugin: str | 
     return sorted(names, key=lambda n: (infos[n][key], n) if sort != "name" else (n,))
 
 
-def _all_model_infos(host: Any, flops: bool) -> dict[str, dict[str, Any]]:
+def _all_model_infos(host: Any, pattern: str, flops: bool) -> dict[str, dict[str, Any]]:
+    """The infos of the models matching ``pattern`` (FLOPs are counted for those only)."""
     if host is None:
-        models = manifest.current()["models"]
+        models = {n: info for n, info in manifest.current()["models"].items() if fnmatch.fnmatchcase(n, pattern)}
         if flops:
             for name, info in models.items():
                 info.setdefault("gflops", _counted_gflops(name))
                 with_gmacs(info)
         return models
     infos = {}
-    for name in host.registry.names("model"):
+    for name in host.registry.names("model", pattern):
         try:
             infos[name] = live_model_info(name, flops=flops)
         except Exception:  # an unbuildable model cannot match a filter; `list` reports it

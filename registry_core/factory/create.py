@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..arguments import check_name, check_optional_number, check_path
 from ..errors import UnknownComponentError, WeightsError
 from ..model.compose import ComposedModel
 from ..weights.checkpoints import is_pickle_name
@@ -22,13 +23,14 @@ from ..weights.metadata import model_metadata
 from ..weights.safetensors_io import read_tensors
 from ..weights.tags import WeightTag
 from ..weights.unwrap import ForeignCheckpoint, unwrap
-from ..weights.validate import check_name
-from .build import build_model
-from .catalog import get_converter
+from ..weights.validate import MAX_IN_CHANS, MAX_NUM_CLASSES
+from ..weights.validate import check_name as check_model_name
+from .build import COMPOSE_OPTIONS, SWAPS, build_model, spec_from
+from .catalog import default_host, get_converter
 from .conversion import convert_checkpoint
 from .layouts import OURS
 from .loading import load_state
-from .pretrained import ensure_pretrained, resolve_weights
+from .pretrained import ensure_pretrained, overlay_pretrained_cfg, resolve_weights, source_fields
 
 
 def create(
@@ -45,6 +47,7 @@ def create(
     allow_non_finite: bool = False,
     fuse: bool = False,
     ema: bool = False,
+    pretrained_cfg_overlay: dict[str, Any] | None = None,
     **options: Any,
 ) -> ComposedModel:
     """Build a registered model by name.
@@ -69,8 +72,21 @@ def create(
     shapes give (a warning says ``registry-core convert`` makes this instant next
     time), then loaded like our own; ``ema=True`` takes a training checkpoint's EMA
     weights.
+
+    A tag whose head differs from the architecture's (``resnet50.bamboo``: no
+    classifier, as timm's) builds the head its tag says unless ``num_classes`` is given.
+    ``pretrained_cfg_overlay`` (timm's) replaces fields of the model's
+    ``pretrained_cfg``: the preprocessing fields (``input_size``, ``mean``, ``std``,
+    ``interpolation``, ``crop_pct``, ``crop_mode``, ``test_input_size``,
+    ``test_crop_pct``) change ``model.data_config``, so ``transforms(model)`` and
+    ``resolve_data_config(model=model)`` follow them; ``license``, ``hf_hub_id``, ``url``
+    and ``tag`` are shown as given. Any other key is an ``InvalidOverrideError``.
     """
+    check_name(name)
+    if weights is not None:
+        check_path(weights, "weights")
     given = {"num_classes": num_classes, "in_chans": in_chans, "block": block, "stem": stem, "head": head}
+    check_sizes(given)
     requested = {**{k: v for k, v in given.items() if v is not None}, **options}
     if features_only:
         requested["features_only"] = True
@@ -83,6 +99,9 @@ def create(
     else:
         path = weights if weights is not None else ensure_pretrained(name, allow_non_finite=allow_non_finite)
         model = load_weights(path, model_name, allow_non_finite=allow_non_finite, ema=ema, **requested)
+    stamp_source(model)
+    if pretrained_cfg_overlay is not None:
+        overlay_pretrained_cfg(model, pretrained_cfg_overlay)
     return model.eval().fuse() if fuse else model
 
 
@@ -96,14 +115,33 @@ def tag_options(tag: WeightTag | None) -> dict[str, Any]:
             options.update(get_converter(tag.sources[0].library, tag.model).create_kwargs)
         except UnknownComponentError:
             pass
-    return {**options, **tag.create_kwargs}
+    options.update(tag.create_kwargs)
+    own = {k: v for k, v in options.items() if k not in COMPOSE_OPTIONS + SWAPS}
+    if "num_classes" not in options and tag.num_classes != spec_from(default_host(), tag.model, own).meta.num_classes:
+        options["num_classes"] = tag.num_classes
+    return options
 
 
 def load(path: str | os.PathLike, *, allow_non_finite: bool = False, ema: bool = False, **overrides: Any) -> ComposedModel:
     """Rebuild the model a weights file was saved from, using its metadata alone, and
     load the weights. ``overrides`` replace recorded create options (e.g. ``num_classes``).
     A foreign checkpoint is identified and converted in memory (see ``create``)."""
-    return load_weights(path, allow_non_finite=allow_non_finite, ema=ema, **overrides)
+    check_path(path, "path")
+    check_sizes(overrides)
+    return stamp_source(load_weights(path, allow_non_finite=allow_non_finite, ema=ema, **overrides))
+
+
+def check_sizes(options: dict[str, Any]) -> None:
+    """``num_classes`` and ``in_chans``, where given, checked alike by ``create`` and ``load``."""
+    check_optional_number(options.get("num_classes"), "num_classes", minimum=0, maximum=MAX_NUM_CLASSES, integer=True)
+    check_optional_number(options.get("in_chans"), "in_chans", minimum=1, maximum=MAX_IN_CHANS, integer=True)
+
+
+def stamp_source(model: ComposedModel) -> ComposedModel:
+    """``model`` with its tag's license, hub id and URL, which ``pretrained_cfg`` shows."""
+    if model.pretrained_tag:
+        model.pretrained_source = source_fields(f"{model.model_name}.{model.pretrained_tag}")
+    return model
 
 
 def load_weights(path: str | os.PathLike, name: str | None = None, *, allow_non_finite: bool = False, ema: bool = False,
@@ -111,7 +149,7 @@ def load_weights(path: str | os.PathLike, name: str | None = None, *, allow_non_
     """Our weights file at ``path`` loaded into ``name`` (or the model it records), or a
     foreign checkpoint converted in memory first. Each file is read once."""
     if name is not None:
-        check_name(name, "the model asked for")
+        check_model_name(name, "the model asked for")
     if is_pickle_name(path):
         return _load_foreign(path, name, None, ema, allow_non_finite, requested)
     state, header = read_tensors(path)

@@ -17,9 +17,12 @@ is re-exported here, where the public API has always found it.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from ..errors import UnknownComponentError, WeightsError
+from ..errors import InvalidOverrideError, UnknownComponentError, WeightsError
+from ..model.data_config import DataConfig
 from ..weights.provenance import cache_origin
 from ..weights.tags import WeightTag, split_name
 from .catalog import default_host
@@ -27,7 +30,8 @@ from .library_caches import by_cache_preference, cached_checkpoint, sources_by_p
 from .store import store_path
 from .tag_catalog import cached_file, list_pretrained, placement, pretrained_info, stored_file, stored_verification, tags_at_hand
 
-__all__ = ["default_tag", "ensure_pretrained", "list_pretrained", "pretrained_info", "resolve_weights"]
+__all__ = ["default_tag", "ensure_pretrained", "list_pretrained", "named_data_config", "overlay_pretrained_cfg",
+           "pretrained_info", "resolve_weights", "source_fields"]
 
 
 def resolve_weights(name: str) -> tuple[str, WeightTag | None]:
@@ -116,3 +120,52 @@ def _untagged(name: str, allow_non_finite: bool) -> Path:
     )
     advice = f"convert a checkpoint you have: {commands}" if converters else "no converter is registered for it either"
     raise WeightsError(f"no pretrained weights for {name!r} in {path.parent} (nothing is downloaded); {advice}")
+
+
+TORCHVISION_DOWNLOADS = "https://download.pytorch.org/models/"
+SOURCE_FIELDS = ("license", "hf_hub_id", "url")  # what pretrained_cfg shows of a tag besides its data config
+DATA_FIELDS = ("input_size", "interpolation", "crop_pct", "mean", "std", "test_input_size", "test_crop_pct", "crop_mode")
+
+
+def source_fields(name: str) -> dict[str, str]:
+    """The tag ``name``'s license, timm's hub id and a download URL (torchvision's, the
+    one a source names outright; ``""`` where none is known), as ``pretrained_cfg`` shows them."""
+    try:
+        tag: WeightTag = default_host().registry.get("weights", name).obj
+    except UnknownComponentError:
+        return {}
+    torchvision, timm = tag.source("torchvision"), tag.source("timm")
+    url = TORCHVISION_DOWNLOADS + torchvision.file if torchvision is not None and torchvision.file else ""
+    return {"license": tag.license, "hf_hub_id": timm.hub_id if timm is not None else "", "url": url}
+
+
+def overlay_pretrained_cfg(model: Any, overlay: Mapping[str, Any]) -> None:
+    """timm's ``pretrained_cfg_overlay``: ``overlay``'s preprocessing fields replace the
+    model's ``data_config`` (checked as any data config); ``license``, ``hf_hub_id``,
+    ``url`` and ``tag`` replace what ``pretrained_cfg`` shows. Other keys are refused."""
+    if not isinstance(overlay, Mapping):
+        raise InvalidOverrideError("pretrained_cfg_overlay", f"must be a dict, got {type(overlay).__name__}")
+    unknown = sorted(str(k) for k in overlay if k not in (*DATA_FIELDS, *SOURCE_FIELDS, "tag"))
+    if unknown:
+        raise InvalidOverrideError("pretrained_cfg_overlay", f"cannot set {', '.join(unknown)}: it takes "
+                                   f"{', '.join((*DATA_FIELDS, *SOURCE_FIELDS, 'tag'))}")
+    data = {k: v for k, v in overlay.items() if k in DATA_FIELDS}
+    if data:
+        model.data_config = DataConfig.from_dict({**model.data_config.to_dict(), **data})
+    for key in SOURCE_FIELDS:
+        if key in overlay:
+            model.pretrained_source = {**model.pretrained_source, key: str(overlay[key])}
+    if "tag" in overlay:
+        model.pretrained_tag = str(overlay["tag"])
+
+
+def named_data_config(name: str) -> DataConfig:
+    """The data config ``create(name)`` gives its model (a tag's, fitted to the model's
+    input channels, or the architecture's own for a bare name), without building it."""
+    from .build import spec_from
+    from .create import tag_options
+
+    model, tag = resolve_weights(name) if "." in name else (name, None)
+    own = {k: v for k, v in tag_options(tag).items() if k != "num_classes"}
+    meta = spec_from(default_host(), model, own).meta
+    return tag.data.with_channels(meta.input_size[0]) if tag is not None else DataConfig.from_meta(meta)

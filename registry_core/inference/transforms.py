@@ -5,7 +5,7 @@ side to ``eval_resize`` (``interpolation``, antialiased), centre-crop ``eval_siz
 scale to [0, 1], normalise with ``mean``/``std`` (with timm's ``crop_mode='squash'``,
 both sides are resized to ``eval_resize``, the aspect ratio not kept). That is what torchvision's
 ``weights.transforms()`` and timm's ``create_transform(**resolve_data_config(...))``
-do, and the result equals theirs value for value: PIL images are resized by PIL, as
+do, and for 8-bit images the result equals theirs value for value: PIL images are resized by PIL, as
 theirs are, and a ``uint8`` tensor through float and back with rounding, as
 torchvision's classification preset does (torchvision v2's native ``uint8`` kernels
 round differently). Evaluation uses the test size and crop (``test_input_size``,
@@ -15,21 +15,23 @@ default; timm's ``create_transform`` does so only with ``use_test_size=True``.
 Images come as PIL images or ``C x H x W`` tensors (``uint8`` in 0..255, floating
 point in 0..1) and are first given the model's channel count: grey, palette, RGBA,
 16-bit and CMYK images all become what the first convolution takes. Alpha is dropped,
-as PIL's ``convert`` and every ImageNet loader do. torchvision is imported only when
+as PIL's ``convert`` and every ImageNet loader do. A 16-bit PIL image is scaled to 8 bits
+(its top 8 bits), where torchvision's and timm's loaders (PIL's ``convert``) clip every
+value above 255, so such an image differs from theirs on purpose. torchvision is imported only when
 a transform is made.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import DataError, WeightsError
+from ..errors import DataError, UnknownNameError, WeightsError
 from ..model.data_config import DataConfig
 from ..training.transforms import default_policy, train_transform
 from ..weights.metadata import data_config_of
@@ -62,9 +64,18 @@ def transforms(model_or_file: Any, *, train: bool = False) -> Callable[[Any], Te
 
 
 def data_config(model_or_file: Any) -> DataConfig:
-    """The ``DataConfig`` of a model, a weights file, or a ``DataConfig`` itself."""
+    """The ``DataConfig`` of a model, a weights file, a model or tag name
+    (``"resnet50.a1_in1k"``: what ``create`` of that name has; an existing file of that
+    name wins), or a ``DataConfig`` itself."""
     if isinstance(model_or_file, DataConfig):
         return model_or_file
+    if isinstance(model_or_file, str) and _is_name(model_or_file):
+        from ..factory.pretrained import named_data_config
+
+        try:
+            return named_data_config(model_or_file)
+        except UnknownNameError as exc:
+            raise WeightsError(f"{model_or_file!r} is neither a file nor a registered model or tag: {exc}") from None
     if isinstance(model_or_file, str | os.PathLike):
         data = data_config_of(read_metadata(model_or_file), model_or_file)
         if data is None:
@@ -74,6 +85,53 @@ def data_config(model_or_file: Any) -> DataConfig:
     if not isinstance(data, DataConfig):
         raise TypeError(f"transforms() takes a model, a weights file or a DataConfig, not {type(model_or_file).__name__}")
     return data
+
+
+def _is_name(text: str) -> bool:
+    """A model or tag name rather than a path: no such file, no folder, no ``.safetensors``."""
+    return not os.path.exists(text) and "/" not in text and os.sep not in text and not text.endswith(".safetensors")
+
+
+def resolve_data_config(args: Mapping[str, Any] | None = None, pretrained_cfg: Mapping[str, Any] | None = None,
+                        model: Any = None, use_test_size: bool = False) -> dict[str, Any]:
+    """timm's ``resolve_data_config``: the dict ``create_transform(**...)`` takes.
+
+    Keys: ``input_size``, ``interpolation``, ``mean``, ``std``, ``crop_pct``,
+    ``crop_mode``. The values come from ``pretrained_cfg`` (a ``pretrained_cfg`` dict)
+    or ``model`` (anything ``transforms`` takes: a model, a weights file, a name, a
+    ``DataConfig``); ``args`` (timm's command-line names: ``input_size``, ``img_size``,
+    ``in_chans``, ``interpolation``, ``mean``, ``std``, ``crop_pct``, ``crop_mode``)
+    replace them where not ``None``. ``use_test_size=True`` takes the test size and crop
+    where the weights name them, as timm's validation does.
+    """
+    if pretrained_cfg is not None:
+        known = {f for f in DataConfig.__dataclass_fields__ if f in pretrained_cfg and pretrained_cfg[f] is not None}
+        data = DataConfig.from_dict({f: pretrained_cfg[f] for f in known})
+    elif model is not None:
+        data = data_config(model)
+    else:
+        data = DataConfig()
+    test = use_test_size and data.test_input_size is not None
+    config: dict[str, Any] = {
+        "input_size": data.test_input_size if test else data.input_size,
+        "interpolation": data.interpolation,
+        "mean": data.mean,
+        "std": data.std,
+        "crop_pct": data.test_crop_pct if use_test_size and data.test_crop_pct else data.crop_pct,
+        "crop_mode": data.crop_mode,
+    }
+    given = {k: v for k, v in (args or {}).items() if v is not None}
+    channels = int(given.get("in_chans", config["input_size"][0]))
+    if "input_size" in given:
+        config["input_size"] = tuple(given["input_size"])
+    elif "img_size" in given:
+        side = given["img_size"]
+        config["input_size"] = (channels, *(tuple(side) if isinstance(side, tuple | list) else (side, side)))
+    else:
+        config["input_size"] = (channels, *config["input_size"][1:])
+    config.update({k: tuple(given[k]) if k in ("mean", "std") else given[k]
+                   for k in ("interpolation", "mean", "std", "crop_pct", "crop_mode") if k in given})
+    return config
 
 
 @dataclass(frozen=True)
@@ -108,6 +166,8 @@ class ToChannels:
             raise DataError(f"an image tensor must be uint8 (0..255) or floating point (0..1), not {image.dtype}")
         if image.ndim == 2:
             image = image.unsqueeze(0)
+        if image.ndim > 4:
+            raise DataError(f"an image tensor must be C x H x W (or a batch, N x C x H x W), got shape {tuple(image.shape)}")
         have = image.shape[-3] if image.ndim >= 3 else 0
         if have == self.channels:
             return image

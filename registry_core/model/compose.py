@@ -95,6 +95,7 @@ class ComposedModel(nn.Module):
         self.data_config = DataConfig.from_meta(meta)
         self.class_names: Any = None  # list[str] in label order, when the weights name their classes
         self.pretrained_tag = ""
+        self.pretrained_source = dict[str, str]()  # the tag's license, hf_hub_id, url (pretrained_cfg shows them)
         self.fused = False  # set by fuse(): BatchNorms folded away, so the state dict is no longer the spec's
 
     @property
@@ -122,6 +123,7 @@ class ComposedModel(nn.Module):
         return {
             "architecture": self.model_name,
             "tag": self.pretrained_tag,
+            **{key: self.pretrained_source.get(key, "") for key in ("license", "hf_hub_id", "url")},
             "input_size": data.input_size,
             "test_input_size": data.test_input_size,
             "min_input_size": meta.min_input_size,
