@@ -47,8 +47,13 @@ def _umask() -> int:
 
 
 def refuse_folder(path: str | os.PathLike) -> None:
-    """A file is about to be written at ``path``: say so early if a folder is in the way."""
-    if Path(path).is_dir():
+    """A file is about to be written at ``path``: say so early if a folder is in the way,
+    or if the path cannot name a file at all (too long a name, say)."""
+    try:
+        is_dir = Path(path).is_dir()
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if is_dir:
         raise WriteError(f"cannot write {path}: it is a folder; give a file name inside it instead")
 
 

@@ -79,3 +79,35 @@ def test_command_options_out_of_range_are_refused_before_any_work(argv, said, tm
     assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     err = capsys.readouterr().err
     assert said in err and len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_api_calls_with_bad_values_raise_our_errors(tmp_path):
+    import json
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from registry_core import DataError, UnknownNameError, WriteError
+
+    model = registry_core.create("lenet5")
+    path = registry_core.save(model, tmp_path / "lenet5.safetensors")
+    for call, parameter in ((lambda: registry_core.create(None), "name"), (lambda: registry_core.load(None), "path"),
+                            (lambda: registry_core.load(path, num_classes=-3), "num_classes"),
+                            (lambda: registry_core.create("lenet5", in_chans=0), "in_chans"),
+                            (lambda: model.reset_classifier(-1), "num_classes")):
+        with pytest.raises(InvalidOverrideError) as caught:
+            call()
+        assert caught.value.parameter == parameter
+    with pytest.raises(WriteError, match="cannot write"):
+        registry_core.save(model, tmp_path / ("a" * 300 + ".safetensors"))
+    with pytest.raises(UnknownNameError, match="sources with converters: timm, torchvision"):
+        registry_core.identify_checkpoint(path, source="evil")
+    with pytest.raises(DataError, match="C x H x W"):
+        registry_core.transforms(model)(torch.rand(1, 1, 1, 32, 32))
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+    odd = tmp_path / "odd_classes.safetensors"
+    save_file(load_file(path), odd, metadata={**metadata, "classes": json.dumps([1, {"a": 2}, None, *"xxxxxxx"])})
+    with pytest.warns(UserWarning, match="not a list of names"):
+        assert registry_core.load(odd).class_names is None

@@ -19,6 +19,7 @@ import warnings
 
 from .._version import __version__
 from ..errors import RegistryCoreError
+from ..factory import manifest
 from ..text import EscapingStream, one_line
 
 
@@ -57,6 +58,7 @@ def escaped_output():
 
 def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    manifest.announce_slow_builds = True
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"

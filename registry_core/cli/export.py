@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..arguments import MAX_IMAGE_SIDE, check_options
 
 FORMAT_CHOICES = "torchscript|exported|onnx"
@@ -45,7 +47,7 @@ def add_commands(sub) -> None:
 
 
 OPSETS = (7, 99)  # ONNX's opsets begin at 7; the exporter refuses one it does not know, in its own words
-NUMBERS = {
+NUMBERS: dict[str, dict[str, Any]] = {
     "image_size": {"minimum": 1, "maximum": MAX_IMAGE_SIDE, "integer": True},
     "batch_size": {"minimum": 1, "maximum": 65536, "integer": True},
     "atol": {"minimum": 0}, "rtol": {"minimum": 0},

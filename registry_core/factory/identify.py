@@ -17,10 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import RegistryCoreError, WeightsError
+from ..arguments import check_name
+from ..errors import RegistryCoreError, UnknownNameError, WeightsError
 from ..weights.checkpoints import read_foreign, sha256
 from ..weights.safetensors_io import read_metadata
 from ..weights.unwrap import EMA_ENTRIES, ForeignCheckpoint
+from .catalog import list_converters
 from .layouts import OURS, Fit, layouts
 from .library_caches import CACHE_PREFERENCE
 from .tag_catalog import described_tags
@@ -110,6 +112,10 @@ def identify_checkpoint(path: str | os.PathLike, *, source: str | None = None, e
     channels, and which tag, by its hash. ``ema=True`` looks at the file's EMA weights.
     A file that cannot be read safely is a ``WeightsError``; one that matches nothing
     is returned with ``model=None`` and the closest layouts."""
+    if source is not None:
+        sources = sorted({key.split("/")[0] for key in list_converters()})
+        if source not in sources:
+            raise UnknownNameError(check_name(source, "source"), sources, f"sources with converters: {', '.join(sources)}")
     header = _our_header(path)
     if header is not None and header.get("model"):
         model, tag = header["model"], header.get("tag") or None

@@ -42,6 +42,8 @@ ENV_VARS = ("REGISTRY_CORE_PLUGINS", "REGISTRY_CORE_PREFER")
 MAX_BYTES = 64 * 2**20  # far above any real index; a larger file is not ours
 REUSED_FIELDS = ("params", "params_inference", "aux_heads", "gflops")  # what costs a model build to know
 SLOW_BUILD_S = 1.0
+# the command line sets this: off a terminal, a slow rebuild is then said on stderr (a library stays quiet)
+announce_slow_builds = False
 KEPT_INDEXES = 8  # an index per environment and plugin set seen lately; older ones are removed
 
 
@@ -112,7 +114,7 @@ def current() -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     if tty:
         print(f" {elapsed:.1f} s", file=sys.stderr)
-    elif elapsed > SLOW_BUILD_S:  # a log or a pipe gets one line, and only when it explains a wait
+    elif elapsed > SLOW_BUILD_S and announce_slow_builds:  # the command's log gets one line explaining a wait
         print(f"registry-core: indexed the installed plugins in {elapsed:.1f} s (once per change of plugins)",
               file=sys.stderr)
     return content

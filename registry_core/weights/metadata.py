@@ -106,6 +106,8 @@ def class_names(header: Mapping[str, str], path) -> list[str] | None:
         if count is not None and len(names) != count:
             raise WeightsError(f"{path}: its classes metadata lists {len(names)} names for a model of {count} classes")
         return names
+    if names is not None:  # JSON, but not a list of names: never split its text into "names"
+        raise WeightsError(f"{path}: its classes metadata is not a list of names (a name must be text)")
     names = value.split(",")
     if len(names) != (1 if count is None else count):
         raise WeightsError(f"{path} records its class names joined by commas (an older registry-core) and they split "
