@@ -59,6 +59,10 @@ def fuse(model: ComposedModel, channels_last: bool = False) -> ComposedModel:
     mode applies, so a model in training mode is refused with a ``TrainingError`` rather
     than switched quietly. ``channels_last`` also converts parameters and buffers to that
     memory format (feed channels_last inputs too for oneDNN's fastest path).
+
+    The outputs move by float rounding only: ``max |fused - unfused|`` stays within
+    ``2e-6 x max |unfused|`` (measured at most 7.2e-7 over every registered model with
+    BatchNorms; in absolute terms up to 6.2e-6 on ResNet-152, whose outputs reach 25).
     """
     if model.training:
         raise TrainingError(f"fuse() folds BatchNorm's running statistics, which only eval mode uses: "
