@@ -135,10 +135,10 @@ def test_model_info_counts_params_without_building_weights(tiny_registry):
     info = registry_core.model_info("tiny")
     real = registry_core.create("tiny")
     assert info["params"] == sum(p.numel() for p in real.parameters())
-    assert info["gflops"] > 0 and info["family"] == "tiny" and info["plugin"] == "test-plugin"
-    assert info["input_size"] == (3, 32, 32) and info["num_classes"] == 4
-    light = registry_core.model_info("tiny", flops=False)
-    assert "gflops" not in light and light == {k: v for k, v in info.items() if k != "gflops"}
+    assert info["gflops"] > 0 and info["gmacs"] == info["gflops"] / 2 and info["family"] == "tiny"
+    assert info["plugin"] == "test-plugin" and info["input_size"] == (3, 32, 32) and info["num_classes"] == 4
+    light = registry_core.model_info("tiny", flops=False)  # without the counting pass: no GFLOPs, no GMACs
+    assert light == {k: v for k, v in info.items() if k not in ("gflops", "gmacs")}
 
 
 def test_meta_device_builds_the_same_architecture_without_data(tiny_registry):
