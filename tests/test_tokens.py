@@ -161,7 +161,7 @@ def test_forward_intermediates_answers_like_timms_vit(tokens):
     assert patches.shape == (2, 16, 4, 3) and torch.equal(prefix, tokens_out[1][:, :1])
     assert torch.allclose(normed[0], model.as_maps([model.norm(tokens_out[1])], [1], 16, 12)[0])
     assert torch.equal(early_final, tokens_out[0])  # stopped early: the final norm (16 channels) never ran
-    with pytest.raises(InvalidOverrideError, match="norm.*16-channel.*stage 0 gives 8"):
+    with pytest.raises(InvalidOverrideError, match="norm.*16-channel.*level 0 gives 8"):
         model.forward_intermediates(x, indices=[0], norm=True)
     with pytest.raises(InvalidOverrideError, match="output_fmt"):
         model.forward_intermediates(x, output_fmt="NHWC")

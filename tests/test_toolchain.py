@@ -36,11 +36,11 @@ def test_torch_compile_gives_the_eager_outputs():
 
 
 def test_a_scripted_features_model_returns_the_selected_maps():
-    model = registry_core.create("resnet18", features_only=True, out_indices=(1, 3)).eval()
+    model = registry_core.create("resnet18", features_only=True, out_indices=(0, 2, 4)).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         eager, scripted = model(x), torch.jit.script(model)(x)
-    assert [m.shape[1] for m in scripted] == [128, 512]
+    assert [m.shape[1] for m in scripted] == [64, 128, 512]
     assert all(torch.equal(a, b) for a, b in zip(eager, scripted))
 
 
@@ -93,24 +93,62 @@ def test_check_toolchain_names_the_failing_tool_and_why(fresh_host):
 @pytest.mark.parametrize("name, out_indices, channels, reductions", [
     ("lenet5", (0,), [16], [4]),
     ("alexnet", (-1,), [256], [32]),
-    ("resnet18", (1, 3), [128, 512], [8, 32]),
+    ("resnet18", (1, 3), [64, 256], [4, 16]),
     ("resnet18", 2, [256, 512], [16, 32]),
+    ("resnet18", (0, -1), [64, 512], [2, 32]),  # level 0: the stem's activation before its pool, as in timm
 ])
 def test_features_only_with_out_indices(name, out_indices, channels, reductions):
     model = registry_core.create(name, features_only=True, out_indices=out_indices).eval()
     info = model.feature_info
     assert info.channels() == channels and info.reduction() == reductions
-    assert len(info.module_name()) == len(channels) and all(m.startswith("stages.") for m in info.module_name())
+    assert len(info.module_name()) == len(channels) and all(m.startswith(("stages.", "stem.")) for m in info.module_name())
     side = max(model.meta.min_input_size[-1], 64)
     maps = model(torch.randn(1, model.meta.input_size[0], side, side))
     assert [m.shape[1] for m in maps] == channels
     assert model.create_kwargs["out_indices"] == out_indices
 
 
-def test_features_only_matches_timm_channels_and_reductions():
+def _copy_to_timm_features(ours, theirs, converter):
+    """Our weights into a timm ``features_only`` model, whose names are the full model's
+    (under ``model.``, or flattened as ``features_0`` by timm's ``FeatureListNet``)."""
+    wanted = theirs.state_dict()
+    state = {}
+    for key, value in converter.from_ours(ours.state_dict()).items():
+        state.update({name: value for name in (key, f"model.{key}", key.replace(".", "_", 1)) if name in wanted})
+    theirs.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name, size, options", [("resnet18", 64, {}), ("vgg11_bn", 32, {}),
+                                                 ("inception_v3", 75, {"aux_logits": False})])  # timm's has no aux head
+def test_feature_levels_are_timms(name, size, options):
+    """Same levels as timm's for the same architecture: channels, reductions and maps."""
     timm = pytest.importorskip("timm")
-    theirs = timm.create_model("resnet50", features_only=True, out_indices=(2, 3, 4), pretrained=False)
-    ours = registry_core.create("resnet50", features_only=True, out_indices=(1, 2, 3))  # timm counts the stem as 0
+    torch.manual_seed(0)
+    theirs = timm.create_model(name, features_only=True, pretrained=False).eval()
+    whole = registry_core.create(name, **options).eval()
+    ours = registry_core.create(name, features_only=True).eval()
+    ours.load_state_dict({k: v for k, v in whole.state_dict().items() if k in ours.state_dict()})
+    assert ours.feature_info.channels() == theirs.feature_info.channels()
+    assert ours.feature_info.reduction() == theirs.feature_info.reduction()
+    _copy_to_timm_features(whole, theirs, registry_core.get_converter("timm", name))
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        want, got = theirs(x), ours(x)
+        final, inter = whole.forward_intermediates(x)
+    assert len(got) == len(want) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(inter, want)) and len(inter) == len(want)
+    assert torch.equal(final, whole.forward_features(x))
+
+
+@pytest.mark.parametrize("name, timm_name, out_indices", [("vit_b_16", "vit_base_patch16_224", (0, 5, 11)),
+                                                      ("convnext_tiny", "convnext_tiny", None)])
+def test_token_and_convnext_levels_are_timms(name, timm_name, out_indices):
+    """ViT's levels are its blocks and ConvNeXt's its stages in timm as in ours (meta device)."""
+    timm = pytest.importorskip("timm")
+    options = {} if out_indices is None else {"out_indices": out_indices}
+    with torch.device("meta"):
+        theirs = timm.create_model(timm_name, features_only=True, pretrained=False, **options)
+        ours = registry_core.create(name, features_only=True, **options)
     assert ours.feature_info.channels() == theirs.feature_info.channels()
     assert ours.feature_info.reduction() == theirs.feature_info.reduction()
 
@@ -118,25 +156,37 @@ def test_features_only_matches_timm_channels_and_reductions():
 def test_out_indices_are_checked():
     with pytest.raises(InvalidOverrideError, match="out_indices.*stage index"):
         registry_core.create("lenet5", features_only=True, out_indices=(1,))
+    with pytest.raises(InvalidOverrideError, match="out_indices.*stage index"):
+        registry_core.create("resnet18", features_only=True, out_indices=(5,))
     with pytest.raises(InvalidOverrideError, match="out_indices.*features_only=True"):
         registry_core.create("lenet5", out_indices=(0,))
 
 
-def test_forward_intermediates_follows_timm_and_keeps_the_plain_call():
+def test_forward_intermediates_follows_timm():
     model = registry_core.create("resnet18").eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        every = model.forward_intermediates(x)
-        final, picked = model.forward_intermediates(x, indices=[1, 3])
+        final_all, every = model.forward_intermediates(x)  # always (final, intermediates), as timm's
+        final, picked = model.forward_intermediates(x, indices=[2, 4])
         last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
         early = model.forward_intermediates(x, indices=[0], stop_early=True, intermediates_only=True)
         features = model.forward_features(x)
-    assert [m.shape[1] for m in every] == [64, 128, 256, 512]
-    assert torch.equal(final, features) and [m.shape[1] for m in picked] == [128, 512]
-    assert torch.equal(picked[0], every[1]) and torch.equal(last_two[1], every[3])
-    assert len(early) == 1 and torch.equal(early[0], every[0])
+    assert [m.shape[1] for m in every] == [64, 64, 128, 256, 512]
+    assert torch.equal(final, features) and torch.equal(final_all, features) and [m.shape[1] for m in picked] == [128, 512]
+    assert torch.equal(picked[0], every[2]) and torch.equal(last_two[1], every[4])
+    assert len(early) == 1 and torch.equal(early[0], every[0]) and early[0].shape[-1] == 32
     with pytest.raises(InvalidOverrideError, match="output_fmt"):
         model.forward_intermediates(x, output_fmt="NHWC")
+
+
+@pytest.mark.parametrize("name", ["googlenet", "lenet5"])
+def test_forward_intermediates_unpacks_on_any_model(name):
+    """The plain call unpacks as ``final, inter`` whatever the number of levels."""
+    model = registry_core.create(name).eval()
+    x = torch.randn(2, model.meta.input_size[0], *model.meta.min_input_size[1:])
+    with torch.no_grad():
+        final, inter = model.forward_intermediates(x)
+    assert torch.equal(final, model.forward_features(x)) and len(inter) == len(model.feature_info)
 
 
 def test_forward_intermediates_returns_what_timm_returns():
@@ -145,9 +195,11 @@ def test_forward_intermediates_returns_what_timm_returns():
     ours = registry_core.create("resnet18").eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        want, got = theirs.forward_intermediates(x, indices=[2, 3]), ours.forward_intermediates(x, indices=[1, 2])  # timm counts the stem as 0
+        want, got = theirs.forward_intermediates(x, indices=[0, 3]), ours.forward_intermediates(x, indices=[0, 3])
+        want_all, got_all = theirs.forward_intermediates(x), ours.forward_intermediates(x)
     assert type(want) is type(got) and len(want) == len(got) == 2
     assert [m.shape for m in got[1]] == [m.shape for m in want[1]]
+    assert type(want_all) is type(got_all) and [m.shape for m in got_all[1]] == [m.shape for m in want_all[1]]
 
 
 @pytest.mark.parametrize("name, unpooled", [("resnet18", (512, 2, 2)), ("vgg11", (512, 2, 2)), ("lenet5", (16, 5, 5))])

@@ -20,7 +20,7 @@ from ..errors import InvalidOverrideError, RegistryCoreError, SpecError
 from .compose import ComposedModel
 from .features import check_global_pool, take_indices
 from .init import initialise
-from .interfaces import TOKENS, Block, Head, Stem
+from .interfaces import MAPS, TOKENS, Block, FeatureTap, Head, Stem
 from .spec import BlockSpec, ModelSpec
 from .tokens import Flow, block_flow, check_reads, stem_flow
 
@@ -55,7 +55,6 @@ def build(
         raise InvalidOverrideError("num_classes", f"must be 0 or more, got {num_classes}")
     if out_indices is not None and not features_only:
         raise InvalidOverrideError("out_indices", "selects the maps of a features_only=True model; pass features_only=True too")
-    take_indices(len(spec.stages), out_indices, "out_indices")
     if not features_only:
         check_global_pool(global_pool, num_classes)
 
@@ -64,7 +63,7 @@ def build(
     with _reported_against("stem", swapped):
         flow = stem_flow(stem, spec.stem.name)
     channels, reduction = stem.out_channels, stem.reduction
-    stages, feature_info, stage_flows = [], [], []
+    stages, feature_info, stage_flows = [], _tap_info(stem, "stem", 1, -1, -1), []
     for s, stage in enumerate(spec.stages):
         blocks = []
         for b, (name, out, stride, options) in enumerate(stage.expand()):
@@ -77,12 +76,15 @@ def build(
                 f"{where}: block {name!r} must be a registry_core.Block with out_channels={out}",
             )
             flow = block_flow(block, name, flow, where)
+            feature_info += _tap_info(block, f"stages.{s}.{b}", reduction, s, b)
             blocks.append(block)
             channels, reduction = out, reduction * stride
         stages.append(blocks)
         stage_flows.append((channels, flow))
-        feature_info.append({"stage": s, "name": stage.name or f"stages.{s}", "module": f"stages.{s}", "channels": channels,
-                             "reduction": reduction, "format": flow.format, "prefix_tokens": flow.prefix_tokens})
+        if stage.level or s == len(spec.stages) - 1:
+            feature_info.append({"stage": s, "name": stage.name or f"stages.{s}", "module": f"stages.{s}",
+                                 "channels": channels, "reduction": reduction, "format": flow.format,
+                                 "prefix_tokens": flow.prefix_tokens})
 
     neck = norm = None
     if spec.neck is not None:
@@ -91,7 +93,8 @@ def build(
         feature_info[-1] = {**feature_info[-1], "module": "neck", "channels": channels, "reduction": reduction,
                             "format": flow.format, "prefix_tokens": flow.prefix_tokens}
 
-    head, aux_heads = None, []
+    head: Head | None = None
+    aux_heads: list[tuple[int, Head, float, str, int]] = []
     if not features_only:
         if spec.norm is not None:
             norm, normed = _closing_block(spec.norm, "the norm", channels, flow, resolve)
@@ -103,10 +106,23 @@ def build(
             tapped_channels, tapped = stage_flows[i]
             aux_head = _construct_head(aux.name, aux.options, tapped_channels, num_classes, tapped, resolve,
                                        "an auxiliary head", frozenset())
-            aux_heads.append((i, aux_head, aux.loss_weight))
+            position = len(aux_heads) if aux.output_position is None else aux.output_position
+            aux_heads.append((i, aux_head, aux.loss_weight, aux.output_name, position))
         if global_pool is not None:
             head.set_global_pool(global_pool)
+    take_indices(len(feature_info), out_indices, "out_indices")
     return ComposedModel(stem, stages, head, meta.with_channels(in_chans), feature_info, aux_heads, neck, out_indices, norm)
+
+
+def _tap_info(component: Stem | Block, path: str, reduction: int, stage: int, block: int) -> list[dict[str, Any]]:
+    """``feature_info`` entries for the taps ``component`` declares: it sits at ``path``
+    (in ``stage``, as its ``block``; -1 for the stem) and is given a map of ``reduction``."""
+    taps = component.feature_taps
+    _expect(all(isinstance(t, FeatureTap) and t.channels > 0 and t.reduction > 0 for t in taps),
+            f"{path}: feature_taps must be FeatureTap(module, channels, reduction) entries with positive numbers")
+    return [{"stage": stage, "block": block, "tap": i, "name": f"{path}.{t.module}", "module": f"{path}.{t.module}",
+             "channels": t.channels, "reduction": reduction * t.reduction, "format": MAPS, "prefix_tokens": 0}
+            for i, t in enumerate(taps)]
 
 
 @contextlib.contextmanager

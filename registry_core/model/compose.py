@@ -7,47 +7,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from ..arguments import check_number
 from ..errors import InputSizeError, InvalidOverrideError, SpecError
 from .data_config import DataConfig
 from .features import FeatureInfo, check_global_pool, take_indices
 from .first_conv import find_first_conv
 from .interfaces import MAPS, TOKENS, Block, Head, Stem
+from .outputs import AuxLogits as AuxLogits  # their home: outputs.py
+from .outputs import classification_loss as classification_loss
+from .outputs import main_logits as main_logits
 from .spec import ModelMeta
 from .tokens import check_output_fmt, map_to_tokens, tokens_to_map
-
-
-class AuxLogits(NamedTuple):
-    """What a model with auxiliary heads returns in training mode.
-
-    ``logits`` are the main classifier's, ``aux`` the auxiliary classifiers' (in spec
-    order), ``weights`` the factor each auxiliary loss gets (GoogLeNet 0.3, Inception
-    v3 0.4). In eval mode such a model returns plain logits.
-    """
-
-    logits: Tensor
-    aux: tuple[Tensor, ...]
-    weights: tuple[float, ...]
-
-
-def classification_loss(output: Tensor | AuxLogits, target: Tensor, criterion=F.cross_entropy) -> Tensor:
-    """The training loss for any model's output, adding weighted auxiliary losses."""
-    if isinstance(output, AuxLogits):
-        loss = criterion(output.logits, target)
-        for weight, aux in zip(output.weights, output.aux):
-            loss = loss + weight * criterion(aux, target)
-        return loss
-    return criterion(output, target)
-
-
-def main_logits(output: Tensor | AuxLogits) -> Tensor:
-    return output.logits if isinstance(output, AuxLogits) else output
 
 
 class ComposedModel(nn.Module):
@@ -64,7 +40,7 @@ class ComposedModel(nn.Module):
         head: Head | None,
         meta: ModelMeta,
         feature_info: list[dict[str, Any]],
-        aux_heads: Sequence[tuple[int, Head, float]] = (),
+        aux_heads: Sequence[tuple[int, Head, float, str, int]] = (),
         neck: Block | None = None,
         out_indices: int | Sequence[int] | None = None,
         norm: Block | None = None,
@@ -77,16 +53,25 @@ class ComposedModel(nn.Module):
         if norm is not None:
             self.norm = norm
         self.head = head
-        self.aux_heads = nn.ModuleList(h for _, h, _ in aux_heads)
-        self.aux_taps = tuple(i for i, _, _ in aux_heads)
-        self.aux_loss_weights = tuple(w for _, _, w in aux_heads)
+        self.aux_heads = nn.ModuleList(aux[1] for aux in aux_heads)
+        self.aux_taps = tuple(aux[0] for aux in aux_heads)
+        self.aux_loss_weights = tuple(aux[2] for aux in aux_heads)
+        self.aux_output_names = tuple(aux[3] for aux in aux_heads)  # the attribute each gets on AuxLogits
+        self.aux_output_order = tuple(sorted(range(len(aux_heads)), key=lambda k: aux_heads[k][4]))
         self.meta = meta
-        self.stage_info = FeatureInfo(feature_info)  # every stage, whatever out_indices selects
-        # each stage's format, as plain lists TorchScript compiles: tokens become maps where timm's API wants maps
-        self.stage_tokens = [info.get("format", MAPS) == TOKENS for info in feature_info]
-        self.stage_prefix_tokens = [int(info.get("prefix_tokens", 0)) for info in feature_info]
-        self.stage_reduction = [int(info["reduction"]) for info in feature_info]
-        self.out_indices: list[int] = take_indices(len(stages), out_indices, "out_indices")
+        self.stage_info = FeatureInfo(feature_info)  # every feature level, whatever out_indices selects
+        # each level's place and format, as plain lists TorchScript compiles: where it is taken (stage, -1 for
+        # the stem; block and tap, -1 for a stage's output), and whether tokens become maps where timm's API wants maps
+        self.level_stage = [int(info["stage"]) for info in feature_info]
+        self.level_block = [int(info.get("block", -1)) for info in feature_info]
+        self.level_tap = [int(info.get("tap", -1)) for info in feature_info]
+        self.level_tokens = [info.get("format", MAPS) == TOKENS for info in feature_info]
+        self.level_prefix_tokens = [int(info.get("prefix_tokens", 0)) for info in feature_info]
+        self.level_reduction = [int(info["reduction"]) for info in feature_info]
+        self.stem_taps = any(s < 0 for s in self.level_stage)
+        self.stage_taps = [any(s == i and b >= 0 for s, b in zip(self.level_stage, self.level_block))
+                           for i in range(len(stages))]
+        self.out_indices: list[int] = take_indices(len(feature_info), out_indices, "out_indices")
         self.feature_info = FeatureInfo(self.stage_info[i] for i in self.out_indices) if head is None else self.stage_info
         self.model_name = ""
         self.create_kwargs: dict[str, Any] = {}
@@ -157,36 +142,56 @@ class ComposedModel(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         return self._norm(self._neck(self.stages(self.stem(x))))
 
+    def get_classifier(self) -> nn.Module:
+        """timm's ``get_classifier``: the head's final classifier (``nn.Identity`` with 0 classes)."""
+        if self.head is None:
+            raise SpecError("this model was built with features_only=True and has no head")
+        return getattr(self.head, self.head.classifier_name)
+
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if self.head is None:
             raise SpecError("this model was built with features_only=True and has no head")
         return self.head(x, pre_logits=pre_logits)
 
-    def _run_stages(self, x: Tensor, take: list[int], stop_early: bool) -> tuple[Tensor, list[Tensor]]:
-        """The last map computed and the outputs of the stages in ``take`` (the last
-        stage's through the neck); ``stop_early`` skips the stages after ``take``."""
+    def _run_levels(self, x: Tensor, take: list[int], stop_early: bool) -> tuple[Tensor, list[Tensor]]:
+        """The last map computed and the feature levels in ``take`` (the last stage's
+        output through the neck); ``stop_early`` skips the stages after ``take``'s last."""
         outputs: list[Tensor] = []
         last = len(self.stages) - 1
-        stop = max(take) if stop_early else last
-        x = self.stem(x)
+        stop = self.level_stage[max(take)] if stop_early else last
+        if self.stem_taps:
+            x, taps = self.stem.forward_taps(x)
+            for k in take:
+                if self.level_stage[k] < 0:
+                    outputs.append(taps[self.level_tap[k]])
+        else:
+            x = self.stem(x)
         for i, stage in enumerate(self.stages):
             if i <= stop:
-                x = stage(x)
+                if self.stage_taps[i]:
+                    for b, block in enumerate(stage):  # type: ignore
+                        x, taps = block.forward_taps(x)
+                        for k in take:
+                            if self.level_stage[k] == i and self.level_block[k] == b:
+                                outputs.append(taps[self.level_tap[k]])
+                else:
+                    x = stage(x)
                 if i == last:
                     x = self._neck(x)
-                if i in take:
-                    outputs.append(x)
+                for k in take:
+                    if self.level_stage[k] == i and self.level_block[k] < 0:
+                        outputs.append(x)
         return x, outputs
 
-    def as_maps(self, outputs: list[Tensor], stages: list[int], height: int, width: int) -> list[Tensor]:
-        """The outputs of ``stages`` (as the stages give them: what a forward hook or
-        torchvision's ``create_feature_extractor`` sees) as maps, for an image of
+    def as_maps(self, outputs: list[Tensor], levels: list[int], height: int, width: int) -> list[Tensor]:
+        """The outputs of feature ``levels`` (as the modules give them: what a forward hook
+        or torchvision's ``create_feature_extractor`` sees) as maps, for an image of
         ``height x width``: a token stage's patch tokens laid on their grid, its prefix
-        tokens dropped; a map stage's output as it is."""
+        tokens dropped; a map as it is."""
         maps: list[Tensor] = []
-        for x, i in zip(outputs, stages):
-            if self.stage_tokens[i]:
-                x = tokens_to_map(x, self.stage_prefix_tokens[i], self.stage_reduction[i], height, width)
+        for x, i in zip(outputs, levels):
+            if self.level_tokens[i]:
+                x = tokens_to_map(x, self.level_prefix_tokens[i], self.level_reduction[i], height, width)
             maps.append(x)
         return maps
 
@@ -197,13 +202,12 @@ class ComposedModel(nn.Module):
         norm: bool = False,
         stop_early: bool = False,
         output_fmt: str = "NCHW",
-        intermediates_only: bool | None = None,
+        intermediates_only: bool = False,
         return_prefix_tokens: bool = False,
     ) -> list[Any] | tuple[Tensor, list[Any]]:
-        """timm's ``forward_intermediates``: ``indices`` picks stages (an int: the last n),
-        and it returns ``(final features, intermediates)``, or the intermediates alone
-        with ``intermediates_only=True``. Called with ``x`` alone it returns every
-        stage's output as a list, as it always has.
+        """timm's ``forward_intermediates``: ``indices`` picks feature levels, numbered as
+        ``feature_info`` is (an int: the last n; None: all), and it returns ``(final
+        features, intermediates)``, or the intermediates alone with ``intermediates_only=True``.
 
         Intermediates are ``'NCHW'`` maps (a token stage's patch tokens on their grid,
         prefix tokens dropped) or, with ``output_fmt='NLC'``, ``N x L x C`` patch
@@ -213,14 +217,14 @@ class ComposedModel(nn.Module):
         intermediate, as timm does; the final features always end with it when the
         last stage ran."""
         check_output_fmt(output_fmt)
-        take = take_indices(len(self.stages), indices, "indices")
-        final, outputs = self._run_stages(x, take, stop_early)
+        take = take_indices(len(self.stage_info), indices, "indices")
+        final, outputs = self._run_levels(x, take, stop_early)
         height, width = x.shape[-2], x.shape[-1]
         intermediates = [self._intermediate(y, i, norm, output_fmt, return_prefix_tokens, height, width)
                          for y, i in zip(outputs, take)]
-        if intermediates_only or (intermediates_only is None and indices is None):
+        if intermediates_only:
             return intermediates
-        if not stop_early or max(take) == len(self.stages) - 1:
+        if not stop_early or self.level_stage[max(take)] == len(self.stages) - 1:
             final = self._norm(final)
         return final, intermediates
 
@@ -230,12 +234,12 @@ class ComposedModel(nn.Module):
             info = self.stage_info[i]
             if (self.norm.in_channels, self.norm.input_format) != (info["channels"], info.get("format", MAPS)):
                 raise InvalidOverrideError("norm", f"the final norm reads {self.norm.in_channels}-channel "
-                                           f"{self.norm.input_format} input; stage {i} gives {info['channels']} "
+                                           f"{self.norm.input_format} input; level {i} gives {info['channels']} "
                                            f"channels in {info.get('format', MAPS)}")
             x = self.norm(x)
-        if not self.stage_tokens[i]:
+        if not self.level_tokens[i]:
             return x if output_fmt == MAPS else map_to_tokens(x)
-        prefix = self.stage_prefix_tokens[i]
+        prefix = self.level_prefix_tokens[i]
         patches = x[:, prefix:] if output_fmt == TOKENS else self.as_maps([x], [i], height, width)[0]
         return (patches, x[:, :prefix]) if return_prefix_tokens and prefix else patches
 
@@ -245,7 +249,7 @@ class ComposedModel(nn.Module):
         # TorchScript compiles no try/except and no variable-length tuple: a scripted
         # model returns main logits in training too, and a layer's own error on a small input
         if self.head is None:
-            return self.as_maps(self._run_stages(x, self.out_indices, True)[1], self.out_indices, x.shape[-2], x.shape[-1])
+            return self.as_maps(self._run_levels(x, self.out_indices, True)[1], self.out_indices, x.shape[-2], x.shape[-1])
         return self.forward_head(self.forward_features(x))
 
     def _checked_forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
@@ -257,14 +261,15 @@ class ComposedModel(nn.Module):
 
     def _eager_forward(self, x: Tensor) -> Tensor | list[Tensor] | AuxLogits:
         if self.head is None:
-            return self.as_maps(self._run_stages(x, self.out_indices, True)[1], self.out_indices, x.shape[-2], x.shape[-1])
+            return self.as_maps(self._run_levels(x, self.out_indices, True)[1], self.out_indices, x.shape[-2], x.shape[-1])
         if self.training and len(self.aux_heads):
             aux: list[Tensor] = []
             x = self.stem(x)
             for i, stage in enumerate(self.stages):
                 x = stage(x)
                 aux.extend(head(x) for tap, head in zip(self.aux_taps, self.aux_heads) if tap == i)
-            return AuxLogits(self.head(self._norm(self._neck(x))), tuple(aux), self.aux_loss_weights)
+            return AuxLogits(self.head(self._norm(self._neck(x))), aux, self.aux_loss_weights, self.aux_output_names,
+                             self.aux_output_order)
         return self.forward_head(self.forward_features(x))
 
     def _explain_input_size(self, x: Tensor, exc: Exception) -> None:
@@ -295,6 +300,7 @@ class ComposedModel(nn.Module):
         given classes again."""
         if self.head is None:
             raise SpecError("this model was built with features_only=True and has no head")
+        num_classes = check_number(num_classes, "num_classes", minimum=0, integer=True)
         if global_pool is None and num_classes and self.head.unpooled:
             global_pool = self.head.default_pool
         check_global_pool(global_pool, num_classes)

@@ -23,9 +23,20 @@ names, and the core refuses at build time a model whose parts disagree. A block 
 turns maps into tokens sets ``prefix_tokens`` to how many it adds; other blocks keep
 their input's. A head that reads tokens is built with ``prefix_tokens=P`` as well, so
 it can tell the class token from the patches.
+
+Feature taps. Feature levels are numbered as timm numbers them: besides each stage's
+output, a stem or block may give earlier maps that count as levels (ResNet's stem
+activation before its max-pool, VGG's map before each pool). Such a component lists
+them in ``feature_taps`` (``FeatureTap(module, channels, reduction)``: the submodule
+whose output it is, its channels, and its reduction relative to the component's input)
+and returns them from ``forward_taps(x) -> (output, [tap maps in that order])``. The
+core records each tap in ``feature_info`` (module ``stem.<module>`` or
+``stages.<s>.<b>.<module>``) and never names an architecture.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
@@ -36,7 +47,29 @@ TOKENS = "NLC"
 FORMATS = (MAPS, TOKENS)
 
 
-class Stem(nn.Module):
+class FeatureTap(NamedTuple):
+    """An earlier feature level inside a stem or block: the submodule whose output it is
+    (a path inside the component), its channels, and its reduction relative to the
+    component's input. A tap is a map (``"NCHW"``)."""
+
+    module: str
+    channels: int
+    reduction: int
+
+
+class _Tapped(nn.Module):
+    """``feature_taps`` and the default ``forward_taps`` for a component without taps."""
+
+    __jit_ignored_attributes__ = ["feature_taps"]  # build-time data; TorchScript compiles forward_taps only
+    feature_taps: tuple[FeatureTap, ...] = ()
+
+    def forward_taps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The output and each of ``feature_taps``' maps; a component with taps overrides this."""
+        taps: list[Tensor] = []
+        return self.forward(x), taps
+
+
+class Stem(_Tapped):
     """First layers of a model: image in, feature map (or tokens) out."""
 
     output_format = MAPS  # TOKENS: N x (prefix_tokens + patches) x out_channels
@@ -49,7 +82,7 @@ class Stem(nn.Module):
         self.reduction = reduction
 
 
-class Block(nn.Module):
+class Block(_Tapped):
     """One residual unit, conv layer, transformer block or module of a stage."""
 
     trims_border = False

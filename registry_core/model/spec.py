@@ -38,7 +38,9 @@ class BlockSpec:
 @dataclass(frozen=True)
 class StageSpec:
     """A run of blocks. Regular stages give ``depth``/``out_channels``/``stride`` (the
-    stride goes to the first block); irregular ones list ``blocks`` explicitly."""
+    stride goes to the first block); irregular ones list ``blocks`` explicitly.
+    ``level=False``: the stage's output is no feature level (timm counts only a tap
+    inside it, as VGG's map before each pool); the last stage's output always is."""
 
     block: str
     depth: int = 1
@@ -47,6 +49,7 @@ class StageSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     blocks: tuple[BlockSpec, ...] = ()
     name: str | None = None
+    level: bool = True
 
     def expand(self) -> list[tuple[str, int, int, dict[str, Any]]]:
         """Per-block ``(block name, out_channels, stride, options)``."""
@@ -69,12 +72,19 @@ class StageSpec:
 @dataclass(frozen=True)
 class AuxHeadSpec:
     """An auxiliary classifier tapped after a stage (index or name), used in training
-    with ``loss_weight`` times its cross-entropy added to the main loss."""
+    with ``loss_weight`` times its cross-entropy added to the main loss.
+
+    In training the model returns ``AuxLogits``, the tuple ``(logits, *aux outputs)``:
+    ``output_name`` is the attribute this head's output gets on it (``aux_logits``, as
+    torchvision's), ``output_position`` its place among the aux outputs (default: spec
+    order)."""
 
     name: str
     after: int | str
     loss_weight: float
     options: Mapping[str, Any] = field(default_factory=dict)
+    output_name: str = ""
+    output_position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,8 +160,11 @@ class ModelSpec:
             raise SpecError("a model spec needs at least one stage")
         object.__setattr__(self, "stages", tuple(self.stages))
         object.__setattr__(self, "aux_heads", tuple(self.aux_heads))
+        if not self.stages[-1].level:
+            raise SpecError("the last stage's output is the model's features: it must stay a feature level (level=True)")
         for aux in self.aux_heads:
             self.stage_index(aux.after)
+        _check_aux_outputs(self.aux_heads)
         for part, spec in (("neck", self.neck), ("norm", self.norm)):
             if spec is not None and not spec.block:
                 raise SpecError(f"a {part} must name its registered block: BlockSpec(out_channels, block='...')")
@@ -166,3 +179,18 @@ class ModelSpec:
             if stage.name == ref:
                 return i
         raise SpecError(f"no stage named {ref!r}")
+
+
+def _check_aux_outputs(aux_heads: tuple[AuxHeadSpec, ...]) -> None:
+    """Output names are distinct identifiers none of ``AuxLogits``' own; positions a permutation."""
+    from .outputs import RESERVED
+
+    names = [aux.output_name for aux in aux_heads if aux.output_name]
+    for name in names:
+        if not name.isidentifier() or name in RESERVED or name.startswith("_"):
+            raise SpecError(f"aux head output_name {name!r} must be an identifier other than {', '.join(sorted(RESERVED))}")
+    if len(set(names)) != len(names):
+        raise SpecError(f"aux head output names must differ, got {names}")
+    positions = [aux.output_position for aux in aux_heads]
+    if any(p is not None for p in positions) and sorted(p if p is not None else -1 for p in positions) != list(range(len(positions))):
+        raise SpecError(f"aux head output_position values must number 0 to {len(positions) - 1} once each, got {positions}")

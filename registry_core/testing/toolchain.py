@@ -55,7 +55,7 @@ def check_toolchain(name: str, *, size: int | None = None, batch: int = 2, tools
     side = size or max(model.meta.min_input_size[-1], 32)
     x = torch.randn(batch, model.meta.input_size[0], side, side)
     with torch.no_grad():
-        expected = {"logits": model(x), "maps": model.forward_intermediates(x)}
+        expected = {"logits": model(x), "maps": model.forward_intermediates(x, intermediates_only=True)}
     differences, failures = {}, []
     for tool in tools:
         want = expected["maps"] if tool == "feature_extractor" or model.features_only else expected["logits"]

@@ -61,7 +61,7 @@ def test_stem_and_stages_end_where_torchvision_pools(pair):
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         expected = [reference.features[:end].eval()(x) for end in TORCHVISION_ENDS.values()]
-        got = [ours.eval().stem(x), *ours.forward_intermediates(x)]
+        got = [ours.eval().stem(x), *ours.forward_intermediates(x, intermediates_only=True)]
     assert [info["module"] for info in ours.feature_info] == list(TORCHVISION_ENDS)[1:]
     assert [(f["channels"], f["reduction"]) for f in ours.feature_info] == [(192, 16), (256, 32)]
     assert [tuple(t.shape[1:]) for t in got] == [(64, 27, 27), (192, 13, 13), (256, 6, 6)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from registry_core import Block, LayerNorm2d, Stem
+from registry_core import Block, DropPath, LayerNorm2d, Stem
 
 EPS = 1e-6
 
@@ -40,31 +40,6 @@ class ConvNeXtStem(Stem):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.conv(x))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: in training, zero a whole sample's branch with probability ``p``
-    and scale the kept ones by ``1 / (1 - p)``. One Bernoulli draw per sample, as
-    torchvision's ``StochasticDepth(p, "row")`` and timm's ``DropPath`` draw it."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"drop path probability must be in [0, 1], got {p}")
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        shape = [x.shape[0]] + [1] * (x.dim() - 1)
-        mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
-        if keep > 0.0:
-            mask.div_(keep)
-        return x * mask
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class Mlp(nn.Module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from registry_core import BlockSpec, Component, ModelMeta, ModelSpec, StageSpec
+from registry_core import BlockSpec, Component, ModelMeta, ModelSpec, StageSpec, drop_path_rates
 
 PAPER = "Liu et al., A ConvNet for the 2020s, CVPR 2022"
 LAYER_SCALE = 1e-6
@@ -30,19 +30,9 @@ VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...], float]] = {
 SMALLEST_INPUT = (3, 32, 32)
 
 
-def drop_path_rates(depths: tuple[int, ...], rate: float) -> list[list[float]]:
-    """Each block's stochastic depth, ``rate * k / (blocks - 1)`` for the k-th block overall."""
-    total = sum(depths)
-    rates = [rate * k / (total - 1) if total > 1 else 0.0 for k in range(total)]
-    starts = [sum(depths[:i]) for i in range(len(depths))]
-    return [rates[start:start + depth] for start, depth in zip(starts, depths)]
-
-
 def convnext_spec(depths: tuple[int, ...], dims: tuple[int, ...], meta: ModelMeta, *, drop_path_rate: float = 0.0,
                   layer_scale: float = LAYER_SCALE, drop_rate: float = 0.0) -> ModelSpec:
     """The spec of any four-stage ConvNeXt; ``drop_rate`` is dropout before the classifier."""
-    if not 0.0 <= drop_path_rate < 1.0:
-        raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
     stages = []
     for i, (dim, rates) in enumerate(zip(dims, drop_path_rates(depths, drop_path_rate))):
         blocks = [BlockSpec(dim, stride=2, block="convnext_downsample")] if i else []

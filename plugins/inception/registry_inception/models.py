@@ -130,11 +130,12 @@ def _spec(stem: str, stages, aux: tuple[AuxHeadSpec, ...], meta: ModelMeta, aux_
 
 def googlenet(aux_logits: bool = True, transform_input: bool = False, drop_rate: float = 0.2) -> ModelSpec:
     """GoogLeNet; in training, auxiliary logits after 4a and 4d (loss weight 0.3 each)."""
-    aux = (AuxHeadSpec("googlenet_aux", "inception4a", 0.3), AuxHeadSpec("googlenet_aux", "inception4b_4d", 0.3))
+    aux = (AuxHeadSpec("googlenet_aux", "inception4a", 0.3, output_name="aux_logits1", output_position=1),  # torchvision's
+           AuxHeadSpec("googlenet_aux", "inception4b_4d", 0.3, output_name="aux_logits2", output_position=0))  # order
     return _spec("googlenet_stem", _googlenet_stages(), aux, GOOGLENET_META, aux_logits, transform_input, drop_rate)
 
 
 def inception_v3(aux_logits: bool = True, transform_input: bool = False, drop_rate: float = 0.5) -> ModelSpec:
     """Inception v3; in training, auxiliary logits after the last 17x17 module (loss weight 0.4)."""
-    aux = (AuxHeadSpec("inception_v3_aux", "mixed6", 0.4),)
+    aux = (AuxHeadSpec("inception_v3_aux", "mixed6", 0.4, output_name="aux_logits"),)
     return _spec("inception_v3_stem", INCEPTION_V3_STAGES, aux, INCEPTION_V3_META, aux_logits, transform_input, drop_rate)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from registry_core import IMAGENET_MEAN, IMAGENET_STD, InvalidOverrideError, Stem
+from registry_core import IMAGENET_MEAN, IMAGENET_STD, FeatureTap, InvalidOverrideError, Stem
 
 from .blocks import ConvBnRelu
 
@@ -59,8 +59,11 @@ class InceptionV3Stem(Stem):
     """Five unpadded-or-same convs and two 3x3/2 max-pools: 299 -> 192 x 35x35.
 
     The unpadded layers trim the border, so the map is a little smaller than
-    ``size / 8`` (35 rather than 37 at 299).
+    ``size / 8`` (35 rather than 37 at 299). The maps before each pool are feature
+    levels 0 and 1, as timm numbers Inception v3's (``Conv2d_2b_3x3``, ``Conv2d_4a_3x3``).
     """
+
+    feature_taps = (FeatureTap("conv2b", 64, 2), FeatureTap("conv4a", 192, 4))
 
     def __init__(self, in_chans: int, transform_input: bool = False):
         super().__init__(in_chans, out_channels=192, reduction=8)
@@ -74,5 +77,9 @@ class InceptionV3Stem(Stem):
         self.pool2 = nn.MaxPool2d(3, stride=2)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool1(self.conv2b(self.conv2a(self.conv1a(self.transform(x)))))
-        return self.pool2(self.conv4a(self.conv3b(x)))
+        return self.forward_taps(x)[0]
+
+    def forward_taps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        early = self.conv2b(self.conv2a(self.conv1a(self.transform(x))))
+        late = self.conv4a(self.conv3b(self.pool1(early)))
+        return self.pool2(late), [early, late]

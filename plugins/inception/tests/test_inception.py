@@ -144,7 +144,8 @@ def test_widths_come_from_the_spec():
     assert c7 == [128, 160, 160, 192]
     model = create("inception_v3", features_only=True)
     assert [m.branch7x7_1.conv.out_channels for m in list(model.stages[1])[1:]] == c7
-    assert [info["name"] for info in model.feature_info] == ["mixed5", "mixed6", "mixed7"]
+    assert [info["name"] for info in model.feature_info] == ["stem.conv2b", "stem.conv4a", "mixed5", "mixed6", "mixed7"]
+    assert [info["reduction"] for info in model.feature_info] == [2, 4, 8, 16, 32]  # timm's levels
     assert [info["reduction"] for info in create("googlenet", features_only=True).feature_info] == [8, 16, 16, 16, 32]
 
 
@@ -178,10 +179,30 @@ def test_googlenet_training_outputs_match_torchvision():
     assert isinstance(got, AuxLogits) and got.weights == (0.3, 0.3)
     torch.testing.assert_close(got.logits, expected.logits)
     torch.testing.assert_close(got.aux, (expected.aux_logits1, expected.aux_logits2))
+    # torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1): attributes and unpacking
+    torch.testing.assert_close((got.aux_logits1, got.aux_logits2), (expected.aux_logits1, expected.aux_logits2))
+    assert len(got) == len(expected) == 3
+    for ours_part, theirs_part in zip(got, expected):
+        torch.testing.assert_close(ours_part, theirs_part)
     loss = F.cross_entropy(expected.logits, target) + 0.3 * F.cross_entropy(expected.aux_logits1, target) + 0.3 * F.cross_entropy(expected.aux_logits2, target)
     torch.testing.assert_close(classification_loss(got, target), loss)
     with torch.no_grad():
         assert isinstance(ours.eval()(x), torch.Tensor)
+
+
+def test_inception_v3_training_outputs_match_torchvision():
+    source = torchvision_model("inception_v3")
+    ours = create("inception_v3", transform_input=True)
+    ours.load_state_dict(CONVERTER["torchvision/inception_v3"].to_ours(source.state_dict()))
+    x = torch.randn(2, 3, 299, 299)  # torchvision's aux head runs a 5x5 convolution on a 5x5 map: 299 pixels
+    torch.manual_seed(0)
+    expected = source.train()(x)
+    torch.manual_seed(0)
+    got = ours.train()(x)
+    assert type(expected).__name__ == "InceptionOutputs" and len(got) == len(expected) == 2
+    torch.testing.assert_close((got.logits, got.aux_logits), (expected.logits, expected.aux_logits))
+    for ours_part, theirs_part in zip(got, expected):
+        torch.testing.assert_close(ours_part, theirs_part)
 
 
 def test_inception_v3_trains_with_its_aux_head_at_the_minimum_size():
@@ -189,6 +210,8 @@ def test_inception_v3_trains_with_its_aux_head_at_the_minimum_size():
     out = model(torch.randn(2, 3, 75, 75))
     assert isinstance(out, AuxLogits) and out.weights == (0.4,)
     assert out.logits.shape == out.aux[0].shape == (2, 4)
+    logits, aux = out  # torchvision's InceptionOutputs(logits, aux_logits)
+    assert logits is out.logits and aux is out.aux_logits is out.aux[0]
     classification_loss(out, torch.tensor([0, 3])).backward()
     assert model.aux_heads[0].conv1.conv.weight.grad.abs().sum() > 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from registry_core import Block, Stem
+from registry_core import Block, DropPath, FeatureTap, Stem
 
 
 def conv_bn_pair(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
@@ -27,13 +27,16 @@ def conv_bn_pair(in_channels: int, out_channels: int, kernel: int, stride: int =
 
 
 class _ConvStem(Stem):
-    """Convolution, BatchNorm, ReLU, then an optional 3x3/2 max-pool."""
+    """Convolution, BatchNorm, ReLU, then an optional 3x3/2 max-pool. With the pool, the
+    activation before it is a feature level (timm's ``act1``, level 0)."""
 
     def __init__(self, in_chans: int, out_channels: int, kernel: int, stride: int, pool: bool):
         super().__init__(in_chans, out_channels, reduction=stride * (2 if pool else 1))
         self.conv, self.bn = conv_bn_pair(in_chans, out_channels, kernel, stride)
         self.act = nn.ReLU(inplace=True)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1) if pool else nn.Identity()
+        self.tapped = pool
+        self.feature_taps = (FeatureTap("act", out_channels, stride),) if pool else ()
 
     def init_weights(self) -> None:
         """Nothing left to do: ``conv_bn_pair`` already gave the core's default
@@ -41,6 +44,10 @@ class _ConvStem(Stem):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.act(self.bn(self.conv(x))))
+
+    def forward_taps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        x = self.act(self.bn(self.conv(x)))
+        return self.pool(x), [x] if self.tapped else []
 
 
 class ResNetStem(_ConvStem):
@@ -58,14 +65,17 @@ class CifarStem(_ConvStem):
 
 
 class _ResidualBlock(Block):
-    """``relu(residual(x) + shortcut(x))``; the shortcut is a strided 1x1 convolution +
-    BatchNorm when the block changes the channel count or resolution, else identity."""
+    """``relu(drop_path(residual(x)) + shortcut(x))``; the shortcut is a strided 1x1
+    convolution + BatchNorm when the block changes the channel count or resolution, else
+    identity. ``drop_path`` is stochastic depth on the residual branch, as timm's ResNet
+    applies it (no module, so no change to the layout, when 0)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, drop_path: float = 0.0):
         super().__init__(in_channels, out_channels, stride)
         reshapes = stride != 1 or in_channels != out_channels
         self.downsample = nn.Sequential(*conv_bn_pair(in_channels, out_channels, 1, stride)) if reshapes else None
         self.relu = nn.ReLU(inplace=True)
+        self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
 
     def init_weights(self) -> None:
         """Nothing left to do: ``conv_bn_pair`` already gave the core's default
@@ -75,7 +85,7 @@ class _ResidualBlock(Block):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.residual(x)
+        out = self.drop_path(self.residual(x))
         out += x if self.downsample is None else self.downsample(x)
         return self.relu(out)
 
@@ -84,8 +94,9 @@ class BasicBlock(_ResidualBlock):
     """Two 3x3 convolutions (ResNet-18/34). ``zero_init_last`` starts the residual
     branch at zero, so each block begins as the identity (Goyal et al., 2017)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, zero_init_last: bool = False):
-        super().__init__(in_channels, out_channels, stride)
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, zero_init_last: bool = False,
+                 drop_path: float = 0.0):
+        super().__init__(in_channels, out_channels, stride, drop_path)
         self.conv1, self.bn1 = conv_bn_pair(in_channels, out_channels, 3, stride)
         self.conv2, self.bn2 = conv_bn_pair(out_channels, out_channels, 3)
         if zero_init_last:
@@ -111,8 +122,9 @@ class BottleneckBlock(_ResidualBlock):
         groups: int = 1,
         width_per_group: int = 64,
         zero_init_last: bool = False,
+        drop_path: float = 0.0,
     ):
-        super().__init__(in_channels, out_channels, stride)
+        super().__init__(in_channels, out_channels, stride, drop_path)
         width = int(out_channels / 4 * width_per_group / 64) * groups
         if groups < 1 or width < 1:
             raise ValueError(f"groups={groups}, width_per_group={width_per_group} leave no inner channels for out_channels={out_channels}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from registry_core import IMAGENET_MEAN, IMAGENET_STD, Component, ModelMeta, ModelSpec, StageSpec
+from registry_core import IMAGENET_MEAN, IMAGENET_STD, BlockSpec, Component, ModelMeta, ModelSpec, StageSpec, drop_path_rates
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -33,12 +33,18 @@ def resnet_spec(
     width_per_group: int = 64,
     zero_init_last: bool = False,
     drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
 ) -> ModelSpec:
-    """The spec of any ResNet-shaped model; ``drop_rate`` is dropout before the classifier."""
+    """The spec of any ResNet-shaped model; ``drop_rate`` is dropout before the classifier,
+    ``drop_path_rate`` the stochastic depth of the last block (rising linearly from 0 over
+    every block, as timm's ResNet)."""
     given = {"groups": (groups, 1), "width_per_group": (width_per_group, 64), "zero_init_last": (zero_init_last, False)}
     options = {name: value for name, (value, default) in given.items() if value != default}
+    rates = drop_path_rates(depths, drop_path_rate)
     stages = tuple(
-        StageSpec(block, depth, width * EXPANSION[block], 1 if i == 0 else 2, options, name=f"layer{i + 1}")
+        StageSpec(block, depth, width * EXPANSION[block], 1 if i == 0 else 2, options, name=f"layer{i + 1}",
+                  blocks=tuple(BlockSpec(width * EXPANSION[block], 1 if i == 0 or b else 2, {"drop_path": rate} if rate else {})
+                               for b, rate in enumerate(rates[i])) if drop_path_rate else ())
         for i, (depth, width) in enumerate(zip(depths, STAGE_WIDTHS))
     )
     head = Component("classifier", {"drop_rate": drop_rate} if drop_rate else {})
@@ -74,8 +80,9 @@ def _cifar_meta(description: str) -> ModelMeta:
 def basic_resnet(depths: tuple[int, ...], meta: ModelMeta, stem: str = "resnet_stem") -> Callable[..., ModelSpec]:
     """A builder for a basic-block ResNet; its keyword parameters are the create() options."""
 
-    def build(zero_init_last: bool = False, drop_rate: float = 0.0) -> ModelSpec:
-        return resnet_spec("basic", depths, meta, stem=stem, zero_init_last=zero_init_last, drop_rate=drop_rate)
+    def build(zero_init_last: bool = False, drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> ModelSpec:
+        return resnet_spec("basic", depths, meta, stem=stem, zero_init_last=zero_init_last, drop_rate=drop_rate,
+                           drop_path_rate=drop_path_rate)
 
     build.__doc__ = meta.description
     return build
@@ -88,11 +95,13 @@ def bottleneck_resnet(
     ``width_per_group`` default to the variant's and may be overridden at create()."""
 
     def build(
-        groups: int = groups, width_per_group: int = width_per_group, zero_init_last: bool = False, drop_rate: float = 0.0
+        groups: int = groups, width_per_group: int = width_per_group, zero_init_last: bool = False, drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
     ) -> ModelSpec:
         return resnet_spec(
             "bottleneck", depths, meta,
             groups=groups, width_per_group=width_per_group, zero_init_last=zero_init_last, drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
         )
 
     build.__doc__ = meta.description

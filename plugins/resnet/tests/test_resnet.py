@@ -58,6 +58,8 @@ def test_features_only_channels_and_reductions(name):
     expansion = 1 if name in BASIC else 4
     first = 1 if name in CIFAR else 4
     expected = [(c * expansion, first * 2**i) for i, c in enumerate((64, 128, 256, 512))]
+    if name not in CIFAR:  # timm's level 0: the stem's activation before its pool
+        expected = [(64, 2), *expected]
     assert [(f["channels"], f["reduction"]) for f in model.feature_info] == expected
     assert [(m.shape[1], size // m.shape[-1]) for m in maps] == expected
 
@@ -122,6 +124,44 @@ def test_zero_init_last_starts_every_block_as_identity(name, last_bn):
 
 def test_drop_rate_reaches_the_head():
     assert registry_core.create("resnet50", drop_rate=0.25).head.drop.p == 0.25
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_drop_path_rate_trains_as_timms(name):
+    """Stochastic depth rising linearly over every block, on the residual branch before
+    the addition: under one seed, the train-mode outputs equal timm's."""
+    timm = pytest.importorskip("timm")
+    theirs = testing.perturb_batchnorm(timm.create_model(name, drop_path_rate=0.3, pretrained=False))  # timm zeroes the last BN
+    ours = registry_core.create(name, drop_path_rate=0.3)
+    ours.load_state_dict(registry_core.get_converter("timm", name).to_ours(theirs.state_dict()))
+    blocks = [block for stage in ours.stages for block in stage]
+    assert [getattr(b.drop_path, "p", 0.0) for b in blocks] == pytest.approx([0.3 * k / (len(blocks) - 1) for k in range(len(blocks))])
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), theirs.eval()(x))
+    torch.manual_seed(0)
+    want = theirs.train()(x)
+    torch.manual_seed(0)
+    got = ours.train()(x)
+    torch.testing.assert_close(got, want)
+    torch.manual_seed(1)
+    assert not torch.allclose(ours(x), want)  # other draws drop other branches
+    assert registry_core.create(name).state_dict().keys() == ours.state_dict().keys()
+    with pytest.raises(InvalidOverrideError, match="drop_path_rate"):
+        registry_core.create(name, drop_path_rate=1.0)
+
+
+def test_get_classifier_is_timms():
+    timm = pytest.importorskip("timm")
+    with torch.device("meta"):
+        theirs, ours = timm.create_model("resnet18", pretrained=False), registry_core.create("resnet18")
+    assert ours.get_classifier() is ours.head.fc
+    assert type(ours.get_classifier()) is type(theirs.get_classifier()) and ours.get_classifier().out_features == 1000
+    ours.reset_classifier(0)
+    theirs.reset_classifier(0)
+    assert type(ours.get_classifier()) is type(theirs.get_classifier()) is nn.Identity
+    with pytest.raises(registry_core.SpecError, match="features_only"):
+        registry_core.create("resnet18", features_only=True).get_classifier()
 
 
 def test_bundled_block_swap_and_rejected_options():

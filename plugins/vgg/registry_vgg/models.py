@@ -35,9 +35,10 @@ META = ModelMeta(
 def vgg(depths: tuple[int, ...], batch_norm: bool = False, description: str = "", drop_rate: float = 0.5) -> ModelSpec:
     """A VGG with ``depths[i]`` conv blocks in stage ``i``."""
     options = {"batch_norm": True} if batch_norm else {}
-    stages = tuple(
-        StageSpec("vgg_conv", options=options, blocks=(*[BlockSpec(width)] * (depth - 1), BlockSpec(width, stride=2)))
-        for width, depth in zip(STAGE_WIDTHS, depths)
+    stages = tuple(  # as timm numbers levels, a stage's pooled output is none but the last's: its pre-pool tap is
+        StageSpec("vgg_conv", options=options, blocks=(*[BlockSpec(width)] * (depth - 1), BlockSpec(width, stride=2)),
+                  level=s == len(depths) - 1)
+        for s, (width, depth) in enumerate(zip(STAGE_WIDTHS, depths))
     )
     head = replace(HEAD, options={**HEAD.options, "drop_rate": drop_rate})
     return ModelSpec(stem=Component("vgg_stem"), stages=stages, head=head, meta=replace(META, description=description))

@@ -89,7 +89,7 @@ def test_timm_weights_give_the_same_outputs(name, size, batch):
     assert testing.check_conversion("timm", name, source, size=size, batch=batch) <= 1e-5
 
 
-def test_stages_end_where_torchvision_pools():
+def test_levels_are_the_maps_before_torchvisions_pools_and_the_last_pool():
     reference = torchvision_model("vgg11_bn").eval()
     ours = registry_core.create("vgg11_bn", features_only=True).eval()
     missing, unexpected = ours.load_state_dict(converter("torchvision/vgg11_bn").to_ours(reference.state_dict()), strict=False)
@@ -98,12 +98,13 @@ def test_stages_end_where_torchvision_pools():
     expected, y = [], x
     with torch.no_grad():
         for layer in reference.features:
-            y = layer(y)
             if isinstance(layer, nn.MaxPool2d):
                 expected.append(y)
+            y = layer(y)
+        expected.append(y)
         got = ours(x)
-    assert [(f["channels"], f["reduction"]) for f in ours.feature_info] == [(64, 2), (128, 4), (256, 8), (512, 16), (512, 32)]
-    assert len(got) == len(expected) == 5
+    assert [(f["channels"], f["reduction"]) for f in ours.feature_info] == [(64, 1), (128, 2), (256, 4), (512, 8), (512, 16), (512, 32)]
+    assert len(got) == len(expected) == 6
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, expected))
 
 
@@ -126,7 +127,7 @@ def test_stem_passes_the_image_on_and_five_pools_take_32x32_to_1x1():
     features = registry_core.create("vgg11", in_chans=1, features_only=True)
     x = torch.randn(1, 1, 32, 32)
     assert features.stem(x) is x and (features.stem.out_channels, features.stem.reduction) == (1, 1)
-    assert [fmap.shape[-1] for fmap in features(x)] == [16, 8, 4, 2, 1]
+    assert [fmap.shape[-1] for fmap in features(x)] == [32, 16, 8, 4, 2, 1]  # timm's levels: five pre-pool maps, the last pool's
     assert registry_core.model_info("vgg11")["min_input_size"] == (3, 32, 32)
     with pytest.raises(RuntimeError):
         features.forward_intermediates(torch.randn(1, 1, 31, 31))
