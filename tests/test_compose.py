@@ -190,3 +190,111 @@ def test_a_head_without_make_classifier_must_implement_reset():
 
     with pytest.raises(NotImplementedError, match="Bare .*must implement reset"):
         Bare(4, 2).reset(3)
+
+
+# feature taps: earlier levels a stem or block declares, numbered as timm numbers levels
+
+
+class _TappedStem(registry_core.Stem):
+    """conv /2, then a max-pool /2; the map before the pool is a level."""
+
+    feature_taps = (registry_core.FeatureTap("conv", 8, 2),)
+
+    def __init__(self, in_chans):
+        super().__init__(in_chans, 8, reduction=4)
+        self.conv = torch.nn.Conv2d(in_chans, 8, 3, stride=2, padding=1)
+        self.pool = torch.nn.MaxPool2d(2)
+
+    def forward(self, x):
+        return self.forward_taps(x)[0]
+
+    def forward_taps(self, x):
+        x = self.conv(x)
+        return self.pool(x), [x]
+
+
+class _PooledBlock(registry_core.Block):
+    """conv, then a pool of ``stride``; the map before the pool is a level."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.pool = torch.nn.MaxPool2d(stride)
+        self.feature_taps = (registry_core.FeatureTap("conv", out_channels, 1),)
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+    def forward_taps(self, x):
+        x = self.conv(x)
+        return self.pool(x), [x]
+
+
+def _tapped_spec():
+    from registry_core import Component, ModelSpec, StageSpec
+
+    stages = (StageSpec("pooled", 1, 12, 2, level=False), StageSpec("pooled", 1, 16, 2))
+    return ModelSpec(Component("tapped_stem"), stages, Component("classifier"), registry_core.ModelMeta(num_classes=3))
+
+
+def _build_tapped(**options):
+    from registry_core.model.assemble import build
+    from registry_core.model.heads import ClassifierHead
+
+    classes = {"tapped_stem": _TappedStem, "pooled": _PooledBlock, "classifier": ClassifierHead}
+    return build(_tapped_spec(), lambda kind, name: classes[name], **options).eval()
+
+
+def test_feature_taps_are_levels_in_forward_order():
+    model = _build_tapped()
+    info = model.feature_info
+    assert info.module_name() == ["stem.conv", "stages.0.0.conv", "stages.1.0.conv", "stages.1"]
+    assert info.channels() == [8, 12, 16, 16] and info.reduction() == [2, 4, 8, 16]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        final, maps = model.forward_intermediates(x)
+        stem_map = model.stem.conv(x)
+        picked = model.forward_intermediates(x, indices=[0, 2], stop_early=True, intermediates_only=True)
+        features = _build_tapped(features_only=True, out_indices=(1, 3))
+        features.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("head.")})
+        selected = features(x)
+    assert torch.equal(final, model.forward_features(x)) and torch.equal(maps[0], stem_map)
+    assert [tuple(m.shape[1:]) for m in maps] == [(8, 16, 16), (12, 8, 8), (16, 4, 4), (16, 2, 2)]
+    assert torch.equal(picked[1], maps[2]) and len(selected) == 2 and torch.equal(selected[0], maps[1])
+    assert torch.equal(selected[1], maps[3]) and features.feature_info.module_name() == ["stages.0.0.conv", "stages.1"]
+    with pytest.raises(InvalidOverrideError, match="out_indices"):
+        _build_tapped(features_only=True, out_indices=(4,))
+
+
+def test_a_spec_keeps_the_last_stage_a_level_and_taps_well_formed():
+    from registry_core import Component, ModelSpec, StageSpec
+
+    with pytest.raises(SpecError, match="last stage"):
+        ModelSpec(Component("s"), (StageSpec("b", 1, 8, level=False),), Component("classifier"))
+    _TappedStem.feature_taps = ("conv",)
+    try:
+        with pytest.raises(SpecError, match="FeatureTap"):
+            _build_tapped()
+    finally:
+        _TappedStem.feature_taps = (registry_core.FeatureTap("conv", 8, 2),)
+
+
+def test_aux_outputs_take_the_spec_names_and_order():
+    from registry_core import AuxHeadSpec, Component, ModelSpec, StageSpec
+
+    logits, first, second = (torch.full((1, 2), float(i)) for i in range(3))
+    out = AuxLogits(logits, (first, second), (0.3, 0.3), ("aux_a", "aux_b"), (1, 0))
+    assert out.aux_a is first and out.aux_b is second and out.aux == (first, second)
+    head, b, a = out  # tuple order: logits, then the aux outputs by output_position
+    assert head is logits and a is first and b is second
+    assert torch.equal(classification_loss(out, torch.tensor([1])), classification_loss(logits, torch.tensor([1])) * 1.6)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(out))
+    assert torch.equal(again.aux_a, first) and torch.equal(again[1], second) and again.weights == out.weights
+    stages = (StageSpec("b", 1, 8),)
+    for bad in ("logits", "1x", "_x"):
+        with pytest.raises(SpecError, match="output_name"):
+            ModelSpec(Component("s"), stages, Component("c"), aux_heads=(AuxHeadSpec("c", 0, 0.3, output_name=bad),))
+    with pytest.raises(SpecError, match="output_position"):
+        ModelSpec(Component("s"), stages, Component("c"), aux_heads=(AuxHeadSpec("c", 0, 0.3, output_position=1),))
