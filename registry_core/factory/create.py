@@ -16,21 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from ..arguments import check_name, check_optional_number, check_path
-from ..errors import UnknownComponentError, WeightsError
+from ..errors import WeightsError
 from ..model.compose import ComposedModel
 from ..weights.checkpoints import is_pickle_name
 from ..weights.metadata import model_metadata
 from ..weights.safetensors_io import read_tensors
-from ..weights.tags import WeightTag
 from ..weights.unwrap import ForeignCheckpoint, unwrap
 from ..weights.validate import MAX_IN_CHANS, MAX_NUM_CLASSES
 from ..weights.validate import check_name as check_model_name
-from .build import COMPOSE_OPTIONS, SWAPS, build_model, spec_from
-from .catalog import default_host, get_converter
+from .build import build_model
 from .conversion import convert_checkpoint
 from .layouts import OURS
 from .loading import load_state
-from .pretrained import ensure_pretrained, overlay_pretrained_cfg, resolve_weights, source_fields
+from .pretrained import ensure_pretrained, overlay_pretrained_cfg, resolve_weights, source_fields, tag_options
 
 
 def create(
@@ -103,23 +101,6 @@ def create(
     if pretrained_cfg_overlay is not None:
         overlay_pretrained_cfg(model, pretrained_cfg_overlay)
     return model.eval().fuse() if fuse else model
-
-
-def tag_options(tag: WeightTag | None) -> dict[str, Any]:
-    """The create options a tag's weights need: its first source's converter's, then its own."""
-    if tag is None:
-        return {}
-    options: dict[str, Any] = {}
-    if tag.sources:
-        try:
-            options.update(get_converter(tag.sources[0].library, tag.model).create_kwargs)
-        except UnknownComponentError:
-            pass
-    options.update(tag.create_kwargs)
-    own = {k: v for k, v in options.items() if k not in COMPOSE_OPTIONS + SWAPS}
-    if "num_classes" not in options and tag.num_classes != spec_from(default_host(), tag.model, own).meta.num_classes:
-        options["num_classes"] = tag.num_classes
-    return options
 
 
 def load(path: str | os.PathLike, *, allow_non_finite: bool = False, ema: bool = False, **overrides: Any) -> ComposedModel:

@@ -25,13 +25,13 @@ from ..errors import InvalidOverrideError, UnknownComponentError, WeightsError
 from ..model.data_config import DataConfig
 from ..weights.provenance import cache_origin
 from ..weights.tags import WeightTag, split_name
-from .catalog import default_host
+from .catalog import default_host, get_converter
 from .library_caches import by_cache_preference, cached_checkpoint, sources_by_preference
 from .store import store_path
 from .tag_catalog import cached_file, list_pretrained, placement, pretrained_info, stored_file, stored_verification, tags_at_hand
 
 __all__ = ["default_tag", "ensure_pretrained", "list_pretrained", "named_data_config", "overlay_pretrained_cfg",
-           "pretrained_info", "resolve_weights", "source_fields"]
+           "pretrained_info", "resolve_weights", "source_fields", "tag_options"]
 
 
 def resolve_weights(name: str) -> tuple[str, WeightTag | None]:
@@ -163,9 +163,28 @@ def named_data_config(name: str) -> DataConfig:
     """The data config ``create(name)`` gives its model (a tag's, fitted to the model's
     input channels, or the architecture's own for a bare name), without building it."""
     from .build import spec_from
-    from .create import tag_options
 
     model, tag = resolve_weights(name) if "." in name else (name, None)
     own = {k: v for k, v in tag_options(tag).items() if k != "num_classes"}
     meta = spec_from(default_host(), model, own).meta
     return tag.data.with_channels(meta.input_size[0]) if tag is not None else DataConfig.from_meta(meta)
+
+
+def tag_options(tag: WeightTag | None) -> dict[str, Any]:
+    """The create options a tag's weights need: its first source's converter's, then its own,
+    and the tag's class count where it differs from the architecture's."""
+    from .build import COMPOSE_OPTIONS, SWAPS, spec_from  # imports torch: the catalogue above stays without it
+
+    if tag is None:
+        return {}
+    options: dict[str, Any] = {}
+    if tag.sources:
+        try:
+            options.update(get_converter(tag.sources[0].library, tag.model).create_kwargs)
+        except UnknownComponentError:
+            pass
+    options.update(tag.create_kwargs)
+    own = {k: v for k, v in options.items() if k not in COMPOSE_OPTIONS + SWAPS}
+    if "num_classes" not in options and tag.num_classes != spec_from(default_host(), tag.model, own).meta.num_classes:
+        options["num_classes"] = tag.num_classes
+    return options
