@@ -98,3 +98,14 @@ def test_gmacs_are_half_the_gflops_and_sort_the_listing():
     assert len(names) >= 2 and names == registry_core.list_models("*18*", sort="gflops")
     macs = [registry_core.model_info(n)["gmacs"] for n in names]
     assert macs == sorted(macs)
+
+
+def test_list_sorted_by_gmacs_shows_both_counts(capsys):
+    from registry_core.cli import main
+
+    assert main(["list", "resnet18*", "--sort", "gmacs"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[:5] == ["name", "family", "params", "gmacs", "gflops"]
+    gmacs = [float(row.split()[3]) for row in rows]
+    assert len(rows) >= 2 and gmacs == sorted(gmacs)
+    assert all(float(row.split()[4]) == pytest.approx(2 * float(row.split()[3]), abs=0.002) for row in rows)
