@@ -141,6 +141,7 @@ def test_feature_levels_are_timms(name, size, options):
 
 
 @pytest.mark.parametrize("name, timm_name, out_indices", [("vit_b_16", "vit_base_patch16_224", (0, 5, 11)),
+                                                      ("vit_b_16", "vit_base_patch16_224", None),  # timm's default: the last 3
                                                       ("convnext_tiny", "convnext_tiny", None)])
 def test_token_and_convnext_levels_are_timms(name, timm_name, out_indices):
     """ViT's levels are its blocks and ConvNeXt's its stages in timm as in ours (meta device)."""
@@ -151,6 +152,8 @@ def test_token_and_convnext_levels_are_timms(name, timm_name, out_indices):
         ours = registry_core.create(name, features_only=True, **options)
     assert ours.feature_info.channels() == theirs.feature_info.channels()
     assert ours.feature_info.reduction() == theirs.feature_info.reduction()
+    assert [int(m.rsplit(".", 1)[-1]) for m in ours.feature_info.module_name()] == \
+        [int(m.rsplit(".", 1)[-1]) for m in theirs.feature_info.module_name()]  # the same blocks or stages
 
 
 def test_out_indices_are_checked():

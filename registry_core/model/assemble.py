@@ -55,6 +55,8 @@ def build(
         raise InvalidOverrideError("num_classes", f"must be 0 or more, got {num_classes}")
     if out_indices is not None and not features_only:
         raise InvalidOverrideError("out_indices", "selects the maps of a features_only=True model; pass features_only=True too")
+    if features_only and out_indices is None:
+        out_indices = spec.out_indices
     if not features_only:
         check_global_pool(global_pool, num_classes)
 

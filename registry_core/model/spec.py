@@ -154,6 +154,9 @@ class ModelSpec:
     aux_heads: tuple[AuxHeadSpec, ...] = ()
     neck: BlockSpec | None = None
     norm: BlockSpec | None = None
+    # the levels a features_only model returns when create() names none (timm's feature_cfg
+    # out_indices: a ViT's last three blocks); None: every level
+    out_indices: int | tuple[int, ...] | None = None
 
     def __post_init__(self):
         if not self.stages:

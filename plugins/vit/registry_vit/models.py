@@ -53,6 +53,7 @@ def vit_spec(name: str, image_size: int = 224, dropout: float = 0.0, attention_d
                      for i in range(v.depth)),
         norm=BlockSpec(v.width, block="layer_norm"),
         head=Component("token_classifier"),
+        out_indices=3,  # features_only gives the last three blocks by default, as timm's ViT
         meta=ModelMeta(family="vit", input_size=size, min_input_size=size, fixed_input_size=True, first_conv="stem.proj",
                        description=f"ViT-{name[4].upper()}/{v.patch_size}: {v.depth} blocks of width {v.width}, "
                                    f"{v.num_heads} heads", paper=PAPER),
