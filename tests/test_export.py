@@ -315,7 +315,7 @@ def test_cli_check_failure_is_one_line(folder, capsys, monkeypatch):
     (["--model", "lenet5", "--out", "{out}"], "is a folder"),
     (["--model", "lenet6", "--out", "{out}/m.pt"], "unknown model 'lenet6'; did you mean 'lenet5'"),
     (["--model", "googlenet", "--out", "{out}/m.pt", "--image-size", "8"], "at least 15x15"),
-    (["--model", "lenet5", "--out", "{out}/m.pt", "--batch-size", "-1"], "batch_size must be a positive integer"),
+    (["--model", "lenet5", "--out", "{out}/m.pt", "--batch-size", "-1"], "--batch-size: must be at least 1, got -1"),
 ], ids=["missing-file", "unknown-format", "folder-out", "unknown-model", "small-image", "bad-batch"])
 def test_cli_bad_input_is_one_line_exit_2(args, message, folder, capsys):
     assert main(["export", *[a.format(out=folder) for a in args]]) == 2
@@ -337,8 +337,8 @@ def test_cli_missing_onnx_extra(folder, capsys, without_onnxscript):
     (["--quantize", "int8", "--calibrate", "{out}", "--format", "torchscript"], "cannot be combined with --format torchscript"),
     (["--quantize", "int8", "--calibrate", "{out}", "--image-size", "40"], "drop --image-size"),
     (["--quantize", "int8", "--calibrate", "{out}/none"], "no such folder of calibration images"),
-    (["--quantize", "int8", "--calibrate", "{out}", "--min-agreement", "2"], "min_agreement must be between 0 and 1"),
-    (["--quantize", "int8", "--calibrate", "{out}", "--held-out", "0"], "held_out must be above 0"),
+    (["--quantize", "int8", "--calibrate", "{out}", "--min-agreement", "2"], "--min-agreement: must be at most 1, got 2"),
+    (["--quantize", "int8", "--calibrate", "{out}", "--held-out", "0"], "--held-out: must be above 0, got 0"),
     (["--min-cosine", "0.5"], "go with --quantize int8"),
 ], ids=["no-calibrate", "no-quantize", "torchscript", "image-size", "no-folder", "agreement", "held-out", "threshold-alone"])
 def test_cli_quantize_misuse_is_one_line_exit_2(args, message, folder, capsys):
