@@ -175,7 +175,7 @@ def test_cuda_without_a_device_is_refused_before_torch(tmp_path, monkeypatch):
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(preflight.glob, "glob", lambda pattern: [])
-    with pytest.raises(preflight.TrainingError, match="no NVIDIA GPU"):
+    with pytest.raises(preflight.TrainingError, match="there is no GPU here"):
         preflight.check_device("cuda:0")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # not certain: torch decides
     preflight.check_device("cuda:0")

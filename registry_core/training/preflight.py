@@ -66,4 +66,4 @@ def check_device(device: str | None) -> None:
         return
     if "CUDA_VISIBLE_DEVICES" in os.environ or glob.glob("/dev/nvidia*") or glob.glob("/dev/dxg"):
         return
-    raise TrainingError(f"--device {device}: this machine has no NVIDIA GPU (no /dev/nvidia* device); use cpu")
+    raise TrainingError(f"--device {device}: '{device}' asked for, but there is no GPU here (no /dev/nvidia* device); use cpu")
