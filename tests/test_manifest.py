@@ -227,3 +227,22 @@ def test_a_rebuild_reuses_the_counts_of_models_whose_sources_did_not_change(no_l
     monkeypatch.setenv("REGISTRY_CORE_PREFER", "resnet50=registry-resnet,lenet5=registry-lenet")
     manifest.current()
     assert builds == ["resnet18"]  # only the model whose sources changed is built again
+
+
+def test_flops_counted_once_are_not_counted_again_and_are_written_in_one_go(no_live_host, monkeypatch):
+    from registry_core.factory import catalog
+
+    monkeypatch.setenv("REGISTRY_CORE_PLUGINS", "lenet,vgg")
+    manifest.current()
+    writes = []
+    real_write = manifest._write
+    monkeypatch.setattr(manifest, "_write", lambda *args: writes.append(args) or real_write(*args))
+    ranked = registry_core.list_models(sort="gflops")
+    assert len(ranked) == 9 and len(writes) == 1  # every model's count, kept in one write
+
+    def no_counting(host, name):
+        raise AssertionError(f"{name}'s FLOPs were counted again")
+
+    monkeypatch.setattr(catalog, "_gflops", no_counting)
+    assert registry_core.list_models(sort="gflops") == ranked and len(writes) == 1
+    assert registry_core.model_info("vgg11")["gflops"] > 0

@@ -80,8 +80,9 @@ def _all_model_infos(host: Any, pattern: str, flops: bool) -> dict[str, dict[str
     if host is None:
         models = {n: info for n, info in manifest.current()["models"].items() if fnmatch.fnmatchcase(n, pattern)}
         if flops:
+            counted = _counted_gflops([name for name, info in models.items() if "gflops" not in info])
             for name, info in models.items():
-                info.setdefault("gflops", _counted_gflops(name))
+                info.setdefault("gflops", counted.get(name))
                 with_gmacs(info)
         return models
     infos = {}
@@ -90,6 +91,8 @@ def _all_model_infos(host: Any, pattern: str, flops: bool) -> dict[str, dict[str
             infos[name] = live_model_info(name, flops=flops)
         except Exception:  # an unbuildable model cannot match a filter; `list` reports it
             continue
+    if flops:
+        manifest.remember("gflops", {name: info["gflops"] for name, info in infos.items()}, host)
     return infos
 
 
@@ -105,6 +108,9 @@ def model_infos(names: list[str], *, flops: bool = True) -> dict[str, dict[str, 
             infos[name] = live_model_info(name, flops=flops)
         except RegistryCoreError as exc:
             infos[name] = exc
+    if flops:
+        host = manifest.live_host()
+        manifest.remember("gflops", {n: info["gflops"] for n, info in infos.items() if isinstance(info, dict)}, host)
     return infos
 
 
@@ -170,8 +176,12 @@ def model_info(name: str, *, flops: bool = True) -> dict[str, Any]:
     metadata (``_ops``) and timm's results tables quote; ``gflops`` is twice that.
     """
     check_name(name)
-    if manifest.live_host() is not None:
-        return live_model_info(name, flops=flops)
+    host = manifest.live_host()
+    if host is not None:
+        live = live_model_info(name, flops=flops)
+        if flops:
+            manifest.remember("gflops", {name: live["gflops"]}, host)
+        return live
     info = _from_manifest(manifest.current(), name, flops)
     if isinstance(info, Exception):
         raise info
@@ -193,7 +203,7 @@ def _from_manifest(content: dict[str, Any], name: str, flops: bool) -> dict[str,
         info.pop("gflops", None)
         info.pop("gmacs", None)
     elif "gflops" not in info:
-        info["gflops"] = _counted_gflops(name)
+        info["gflops"] = _counted_gflops([name])[name]
     return with_gmacs(info)
 
 
@@ -205,11 +215,11 @@ def with_gmacs(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def _counted_gflops(name: str) -> float:
-    """A model's FLOPs, counted on first request (loading the plugins) and kept in the index."""
-    gflops = _gflops(default_host(), name)
-    manifest.remember(name, "gflops", gflops)
-    return gflops
+def _counted_gflops(names: list[str]) -> dict[str, float]:
+    """Models' FLOPs, counted on first request (loading the plugins) and kept in the index."""
+    counted = {name: _gflops(default_host(), name) for name in names}
+    manifest.remember("gflops", counted)
+    return counted
 
 
 def _contest_error(name: str) -> Exception:
@@ -247,7 +257,6 @@ def live_model_info(name: str, *, flops: bool = True, counts: dict[str, Any] | N
     }
     if flops:
         info["gflops"] = _gflops(host, name)
-        manifest.remember(name, "gflops", info["gflops"], host)
     elif "gflops" in counts:
         info["gflops"] = counts["gflops"]
     info.update(

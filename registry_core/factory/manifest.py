@@ -120,23 +120,23 @@ def current() -> dict[str, Any]:
     return content
 
 
-_remembered: set[tuple[Path, str]] = set()
-
-
-def remember(name: str, field: str, value: Any, host: Any = None) -> None:
-    """Cache one model's lazily computed ``field`` (its FLOP count) in the current index,
-    once per process. Given the live ``host``, only when that host holds exactly the
-    installed plugins (one added in-process would make the answer not the index's)."""
-    if host is not None and not all(record.entry_point for record in host.records.values()):
+def remember(field: str, values: dict[str, Any], host: Any = None) -> None:
+    """Cache models' lazily computed ``field`` (their FLOP counts, by model name) in the
+    current index: one read and one write however many models. Given the live ``host``,
+    only when that host holds exactly the installed plugins (one added in-process would
+    make the answers not the index's)."""
+    if not values or (host is not None and not all(record.entry_point for record in host.records.values())):
         return
     key = manifest_key()
     path = manifest_path(key)
-    if (path, name) in _remembered:
-        return
-    _remembered.add((path, name))
     content = _read(path, key)
-    if content is not None and name in content["models"] and content["models"][name].get(field) != value:
-        content["models"][name][field] = value
+    if content is None:
+        return
+    models = content["models"]
+    changed = {name: value for name, value in values.items() if name in models and models[name].get(field) != value}
+    for name, value in changed.items():
+        models[name][field] = value
+    if changed:
         _write(path, key, content)
 
 
