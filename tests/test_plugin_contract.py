@@ -6,6 +6,7 @@ their plugin, reusable registered parts, the initialisation contract, the neck s
 import sys
 import warnings
 
+import densenet_plugin
 import pytest
 import torch
 from components import as_plugin, make_plugin, tiny
@@ -14,7 +15,6 @@ from torch import nn
 
 import registry_core
 from registry_core import (
-    BlockSpec,
     BrokenPluginError,
     Component,
     Converter,
@@ -347,88 +347,14 @@ def test_the_kit_rejects_an_initialisation_that_is_not_reproducible():
 
 # --- the neck slot: a DenseNet-121 as a third party would write it ------------------
 
-class DenseStem(registry_core.Stem):
-    def __init__(self, in_chans, out_channels=64):
-        super().__init__(in_chans, out_channels, reduction=4)
-        self.conv0 = nn.Conv2d(in_chans, out_channels, 7, 2, 3, bias=False)
-        self.norm0 = nn.BatchNorm2d(out_channels)
-        self.pool0 = nn.MaxPool2d(3, 2, 1)
-
-    def forward(self, x):
-        return self.pool0(self.norm0(self.conv0(x)).relu())
-
-
-class DenseBlock(registry_core.Block):
-    """``layers`` BN-ReLU-1x1-BN-ReLU-3x3 layers, each adding ``growth`` channels."""
-
-    def __init__(self, in_channels, out_channels, stride=1, growth=32, bn_size=4):
-        super().__init__(in_channels, out_channels, stride)
-        self.layers = nn.ModuleList()
-        for i in range((out_channels - in_channels) // growth):
-            width = in_channels + i * growth
-            self.layers.append(nn.Sequential(
-                nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, bn_size * growth, 1, bias=False),
-                nn.BatchNorm2d(bn_size * growth), nn.ReLU(), nn.Conv2d(bn_size * growth, growth, 3, 1, 1, bias=False)))
-
-    def forward(self, x):
-        for layer in self.layers:
-            x = torch.cat([x, layer(x)], 1)
-        return x
-
-
-class Transition(registry_core.Block):
-    def __init__(self, in_channels, out_channels, stride=2):
-        super().__init__(in_channels, out_channels, stride)
-        self.body = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(), nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                                  nn.AvgPool2d(2, 2))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-class NormReLU(registry_core.Block):
-    def __init__(self, in_channels, out_channels, stride=1):
-        super().__init__(in_channels, out_channels, stride)
-        self.norm = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x):
-        return self.norm(x).relu()
-
-
-def densenet121() -> ModelSpec:
-    stages, channels = [], 64
-    for i, layers in enumerate((6, 12, 24, 16)):
-        channels += layers * 32
-        blocks = [BlockSpec(channels, block="dense_block")]
-        if i < 3:
-            channels //= 2
-            blocks.append(BlockSpec(channels, stride=2, block="transition"))
-        stages.append(StageSpec("dense_block", blocks=tuple(blocks)))
-    return ModelSpec(Component("dense_stem"), tuple(stages), Component("classifier"), neck=BlockSpec(1024, block="norm_relu"))
-
-
 def test_a_densenet_with_a_neck_has_torchvisions_parameter_count(fresh_host):
     torchvision = pytest.importorskip("torchvision")
-
-    @hookimpl
-    def register_stems(register):
-        register("dense_stem", DenseStem)
-
-    @hookimpl
-    def register_blocks(register):
-        register("dense_block", DenseBlock)
-        register("transition", Transition)
-        register("norm_relu", NormReLU)
-
-    @hookimpl
-    def register_models(register):
-        register("densenet121", densenet121)
-
-    fresh_host(as_plugin(register_stems=register_stems, register_blocks=register_blocks, register_models=register_models), "dense")
+    densenet = densenet_plugin.as_module()
+    fresh_host(densenet, "dense")
     model = registry_core.create("densenet121").eval()
     theirs = torchvision.models.densenet121(weights=None)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in theirs.parameters()) == 7_978_856
-    assert isinstance(model.neck, NormReLU) and model.num_features == 1024
+    assert isinstance(model.neck, densenet.NormReLU) and model.num_features == 1024
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
         features = registry_core.create("densenet121", features_only=True).eval()(torch.randn(1, 3, 64, 64))
