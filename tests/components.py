@@ -1,5 +1,7 @@
 """Tiny components and a plugin object used by the core's tests."""
 
+from dataclasses import replace
+
 from torch import nn
 
 from registry_core import AuxHeadSpec, Block, BlockSpec, Component, ModelMeta, ModelSpec, StageSpec, Stem, hookimpl
@@ -92,3 +94,16 @@ def as_plugin(**hooks):
     for name, fn in hooks.items():
         setattr(plugin, name, fn)
     return plugin
+
+
+def register_hash(host, tag_name: str, library: str, digest: str) -> None:
+    """Register ``digest`` as the upstream hash of ``tag_name``'s ``library`` file (an override, as a test plugin)."""
+    tag = host.registry.get("weights", tag_name).obj
+    sources = tuple(replace(s, sha256=digest) if s.library == library else s for s in tag.sources)
+
+    class Hashes:
+        @hookimpl
+        def register_weights(self, register):
+            register(replace(tag, sources=sources), override=True)
+
+    assert host.add_plugin(Hashes(), "test-hashes").status == "ok"

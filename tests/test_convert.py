@@ -21,14 +21,7 @@ from registry_core.plugins import host as plugins
 from registry_core.testing import perturb_batchnorm
 from registry_core.weights.checkpoints import read_checkpoint, read_foreign
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small forward passes on 2 shared cores run several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small forward passes: faster on one thread
 
 
 def needs_converter(key: str) -> None:

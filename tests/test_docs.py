@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -77,14 +76,6 @@ def run_console(block: str, doc: Path, cwd: Path) -> None:
         assert done.returncode == 0, f"{doc.name}: `{command}` failed:\n{done.stdout[-3000:]}"
         assert shown_output(shown).search(done.stdout + "\n"), (
             f"{doc.name} shows output that `{command}` does not print:\n" + "\n".join(shown) + f"\n--- printed:\n{done.stdout}")
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("doc", [d for d in DOCS if d.exists() and python_snippets(d)], ids=lambda d: d.name)

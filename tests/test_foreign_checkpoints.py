@@ -10,15 +10,15 @@ import argparse
 import ast
 import copy
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from components import register_hash
 from safetensors.torch import save_file
 from torch import nn
 
-from registry_core import WeightsError, create, hookimpl, load, pretrained_info, read_metadata, save
+from registry_core import WeightsError, create, load, pretrained_info, read_metadata, save
 from registry_core.cli import main
 from registry_core.factory.conversion import convert_from
 from registry_core.factory.store import store_path
@@ -31,12 +31,7 @@ timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small forward passes: faster on one thread
 
 
 def _random(model: nn.Module) -> nn.Module:
@@ -222,19 +217,6 @@ def torch_cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "torch" / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     return folder
-
-
-def register_hash(host, tag_name: str, library: str, digest: str) -> None:
-    """Register ``digest`` as ``tag_name``'s upstream hash from ``library`` (a test plugin's override)."""
-    tag = host.registry.get("weights", tag_name).obj
-    sources = tuple(replace(s, sha256=digest) if s.library == library else s for s in tag.sources)
-
-    class Hashes:
-        @hookimpl
-        def register_weights(self, register):
-            register(replace(tag, sources=sources), override=True)
-
-    assert host.add_plugin(Hashes(), "test-hashes").status == "ok"
 
 
 def _unverified_warnings(action) -> list[str]:

@@ -6,14 +6,14 @@ import os
 import pickle
 import shlex
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from components import register_hash
 from safetensors.torch import save_file
 
-from registry_core import create, hookimpl, load, read_metadata, save
+from registry_core import create, load, read_metadata, save
 from registry_core.cli import main
 from registry_core.errors import WeightsError
 from registry_core.factory.identify import identify_checkpoint
@@ -26,19 +26,6 @@ class CreatesAFile:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.path}",))
-
-
-def register_hash(host, tag_name: str, library: str, digest: str) -> None:
-    """Register ``digest`` as the upstream hash of ``tag_name``'s ``library`` file (an override, as a test plugin)."""
-    tag = host.registry.get("weights", tag_name).obj
-    sources = tuple(replace(s, sha256=digest) if s.library == library else s for s in tag.sources)
-
-    class Hashes:
-        @hookimpl
-        def register_weights(self, register):
-            register(replace(tag, sources=sources), override=True)
-
-    assert host.add_plugin(Hashes(), "test-hashes").status == "ok"
 
 
 def torchvision_checkpoint(folder: Path, model: str, member: str) -> Path:
