@@ -80,13 +80,15 @@ def check_path(value: Any, parameter: str) -> Path:
     return Path(text)
 
 
-def check_options(args: Any, bounds: dict[str, dict[str, Any]]) -> None:
+def check_options(args: Any, bounds: dict[str, dict[str, Any]], *, as_typed: bool = True) -> None:
     """Check the parsed command-line options named in ``bounds`` (attribute name ->
-    ``check_number``'s bounds) that were given; the error names the option as typed."""
+    ``check_number``'s bounds) that were given; the error names the option as typed
+    (``--batch-size``), or with ``as_typed=False`` as the setting it fills (``batch_size``,
+    as ``train`` and ``eval`` name them, after ``TrainConfig``'s fields)."""
     for name, limits in bounds.items():
         value = getattr(args, name, None)
         if value is not None:
-            check_number(value, "--" + name.replace("_", "-"), **limits)
+            check_number(value, "--" + name.replace("_", "-") if as_typed else name, **limits)
 
 
 def for_cli(check: Callable[..., Any], parse: Callable[[str], Any] = float, **bounds: Any) -> Callable[[str], Any]:

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..arguments import check_number, check_path
+from ..arguments import check_options, check_path
 from ..errors import TrainingError
 from ..training.config import NUMBERS, POLICIES, TrainConfig
 
@@ -20,17 +20,10 @@ EVAL_BATCH = {"integer": True, "minimum": 1, "maximum": 10**6}
 
 def _number(option: str):
     """The argparse type of a numeric option. Its range is checked once parsed, by
-    ``TrainConfig`` (train) or ``_eval_numbers`` (eval), with the same bounds, so a bad
+    ``TrainConfig`` (train) or ``check_options`` (eval), with the same bounds, so a bad
     value is one line naming the option."""
     bounds = EVAL_BATCH if option == "eval_batch_size" else NUMBERS[option]
     return int if bounds.get("integer") else float
-
-
-def _eval_numbers(args) -> None:
-    checks = {"batch_size": EVAL_BATCH, "image_size": NUMBERS["image_size"], "workers": NUMBERS["workers"]}
-    for name, bounds in checks.items():
-        if getattr(args, name, None) is not None:
-            check_number(getattr(args, name), name, **bounds)
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -163,7 +156,8 @@ def cmd_eval(args) -> int:
     dataset = getattr(args, "dataset", "folder" if data_root else None)
     if dataset is None:
         raise TrainingError("eval needs --dataset, or --data-root FOLDER for a folder of images ROOT/<class>/*")
-    _eval_numbers(args)
+    check_options(args, {"batch_size": EVAL_BATCH, "image_size": NUMBERS["image_size"], "workers": NUMBERS["workers"]},
+                  as_typed=False)
     refuse_early_eval(args.weights, dataset, data_root, getattr(args, "device", None))  # before torch is imported
 
     from ..training.evaluate import evaluate
